@@ -1,0 +1,13 @@
+"""lecturekit: the small PyTorch library behind the course
+"Sampling physical states with generative models".
+
+Modules (one concept each):
+
+- :mod:`lecturekit.device`      default device, seeding, CUDA-synchronised timing
+- :mod:`lecturekit.targets`     Boltzmann targets: Müller-Brown, Gaussian mixtures
+- :mod:`lecturekit.samplers`    importance sampling, random-walk Metropolis, MALA
+- :mod:`lecturekit.diagnostics` effective sample sizes, autocorrelation times
+- :mod:`lecturekit.plotting`    energy contours, traces
+"""
+
+__version__ = "0.1.0"

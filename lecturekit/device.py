@@ -1,0 +1,122 @@
+"""Devices, seeding and timing.
+
+Everything in :mod:`lecturekit` either takes a ``device`` argument or follows the
+device of its input tensors; this module only decides the *default* one.
+
+The default is CUDA if available, then Apple's MPS, then the CPU. The environment
+variable ``LECTUREKIT_DEVICE`` (e.g. ``cpu``, ``cuda``, ``cuda:1``, ``mps``)
+overrides the choice, which is how a notebook written for a laptop runs on a GPU
+unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+ENV_VARIABLE = "LECTUREKIT_DEVICE"
+
+__all__ = [
+    "ENV_VARIABLE",
+    "Timer",
+    "check_same_device",
+    "default_device",
+    "seed_everything",
+    "synchronize",
+]
+
+
+def default_device() -> torch.device:
+    """Return the device new tensors should live on.
+
+    ``$LECTUREKIT_DEVICE`` wins when set; otherwise CUDA, then MPS, then CPU.
+
+    >>> default_device().type in {"cpu", "cuda", "mps"}
+    True
+    """
+    requested = os.environ.get(ENV_VARIABLE, "").strip()
+    if requested:
+        try:
+            device = torch.device(requested)
+        except RuntimeError as error:
+            raise ValueError(
+                f"{ENV_VARIABLE}={requested!r} is not a torch device; expected e.g. 'cpu', 'cuda', 'cuda:0' or 'mps'"
+            ) from error
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"{ENV_VARIABLE}={requested!r} but CUDA is not available on this machine")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"{ENV_VARIABLE}={requested!r} but MPS is not available on this machine")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's (CPU and all CUDA devices) generators.
+
+    >>> seed_everything(0); a = torch.rand(2)
+    >>> seed_everything(0); bool(torch.equal(a, torch.rand(2)))
+    True
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def synchronize(device: torch.device | str | None = None) -> None:
+    """Wait for queued GPU work on ``device`` (a no-op on the CPU)."""
+    device = torch.device(device) if device is not None else default_device()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def check_same_device(**tensors: torch.Tensor) -> torch.device:
+    """Return the common device of the named tensors, or raise naming the odd one out.
+
+    >>> check_same_device(x=torch.zeros(1), y=torch.ones(1)).type
+    'cpu'
+    """
+    devices = {name: t.device for name, t in tensors.items()}
+    first_name, first = next(iter(devices.items()))
+    for name, device in devices.items():
+        if device != first:
+            raise ValueError(f"{name} is on {device} but {first_name} is on {first}; move them to one device")
+    return first
+
+
+@dataclass
+class Timer:
+    """Wall-clock timer that synchronises the device before reading the clock.
+
+    GPU kernels run asynchronously, so timing without a synchronisation measures
+    only the launch. Use as a context manager::
+
+        with Timer(device) as t:
+            step()
+        print(t.elapsed)
+    """
+
+    device: torch.device | str | None = None
+    elapsed: float = field(default=0.0, init=False)
+    _start: float = field(default=0.0, init=False, repr=False)
+
+    def __enter__(self) -> "Timer":
+        synchronize(self.device)
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        synchronize(self.device)
+        self.elapsed = time.perf_counter() - self._start

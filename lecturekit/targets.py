@@ -1,0 +1,256 @@
+r"""Target densities known up to a normalising constant.
+
+A target is a Boltzmann density on :math:`\mathbb{R}^d`,
+
+.. math::
+
+    \rho_*(x) = \frac{1}{Z_\beta} e^{-\beta U(x)},
+
+described by its dimension ``dim``, its energy :math:`U` and its inverse temperature
+:math:`\beta`. Every method takes a batch ``x`` of shape ``(..., dim)`` and returns a
+tensor of shape ``(...)`` on ``x``'s device. ``log_prob`` is the *unnormalised*
+:math:`-\beta U(x)` unless the class says otherwise (the Gaussian mixture is
+normalised, which makes exact checks possible).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import torch
+from torch import Tensor
+
+__all__ = ["GaussianMixture", "MullerBrown", "Target", "check_points"]
+
+
+def check_points(x: Tensor, dim: int, name: str = "x") -> None:
+    """Raise a clear error unless ``x`` is a floating tensor of shape ``(..., dim)``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if x.dim() == 0 or x.shape[-1] != dim:
+        raise ValueError(f"{name} must have shape (..., {dim}), got {tuple(x.shape)}")
+
+
+class Target(ABC):
+    r"""A density :math:`\rho(x) \propto e^{-\beta U(x)}` on :math:`\mathbb{R}^{d}`.
+
+    Subclasses implement :meth:`energy`; :meth:`log_prob` and :meth:`log_prob_and_score`
+    follow (override the latter with an analytic gradient where it is cheaper).
+    Energies outside a support are ``+inf`` (so ``log_prob`` is ``-inf``).
+    """
+
+    dim: int
+    beta: float = 1.0
+
+    @abstractmethod
+    def energy(self, x: Tensor) -> Tensor:
+        """Energy :math:`U(x)` for ``x`` of shape ``(..., dim)``; returns shape ``(...)``."""
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        r"""Log-density up to a constant, :math:`-\beta U(x)`."""
+        return -self.beta * self.energy(x)
+
+    def log_prob_and_score(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Return :math:`\log\rho(x)` and the score :math:`\nabla_x \log\rho(x)`.
+
+        The default uses autograd; the result is detached from any graph.
+        """
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            log_prob = self.log_prob(x)
+            (score,) = torch.autograd.grad(log_prob.sum(), x)
+        return log_prob.detach(), score
+
+    def score(self, x: Tensor) -> Tensor:
+        r"""The score :math:`\nabla_x \log\rho(x)`."""
+        return self.log_prob_and_score(x)[1]
+
+
+class MullerBrown(Target):
+    r"""The Müller-Brown potential (Müller & Brown, Theor. Chim. Acta 53, 75, 1979).
+
+    .. math::
+
+        U(x, y) = \sum_{k=1}^{4} A_k \exp\big(a_k (x - x^0_k)^2
+                  + b_k (x - x^0_k)(y - y^0_k) + c_k (y - y^0_k)^2\big)
+
+    with :math:`A = (-200, -100, -170, 15)`, :math:`a = (-1, -1, -6.5, 0.7)`,
+    :math:`b = (0, 0, 11, 0.6)`, :math:`c = (-10, -10, -6.5, 0.7)`,
+    :math:`x^0 = (1, 0, -0.5, -1)`, :math:`y^0 = (0, 0.5, 1.5, 1)`.
+    Its three minima are near :math:`(-0.558, 1.442)` with :math:`U = -146.70`,
+    :math:`(0.623, 0.028)` with :math:`U = -108.17` and :math:`(-0.050, 0.467)` with
+    :math:`U = -80.77`.
+
+    The course samples it at inverse temperature ``beta = 0.1`` by default: the deepest
+    two basins then differ by :math:`\beta\Delta U \approx 3.9`, so both carry visible
+    weight while the barrier between them (:math:`\beta\Delta U \approx 10` from the
+    deepest minimum) still traps a local sampler.
+
+    >>> mb = MullerBrown()
+    >>> round(float(mb.energy(torch.tensor([-0.558, 1.442]))), 1)
+    -146.7
+    """
+
+    dim = 2
+    A = (-200.0, -100.0, -170.0, 15.0)
+    a = (-1.0, -1.0, -6.5, 0.7)
+    b = (0.0, 0.0, 11.0, 0.6)
+    c = (-10.0, -10.0, -6.5, 0.7)
+    x0 = (1.0, 0.0, -0.5, -1.0)
+    y0 = (0.0, 0.5, 1.5, 1.0)
+    minima = ((-0.558, 1.442), (0.623, 0.028), (-0.050, 0.467))
+
+    def __init__(self, beta: float = 0.1) -> None:
+        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
+            raise ValueError(f"beta must be a positive finite number, got {beta!r}")
+        self.beta = float(beta)
+
+    def _terms(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        check_points(x, self.dim)
+        params = torch.tensor([self.A, self.a, self.b, self.c, self.x0, self.y0], dtype=x.dtype, device=x.device)
+        A, a, b, c, x0, y0 = params
+        dx = x[..., 0:1] - x0
+        dy = x[..., 1:2] - y0
+        terms = A * torch.exp(a * dx**2 + b * dx * dy + c * dy**2)
+        return terms, 2 * a * dx + b * dy, b * dx + 2 * c * dy
+
+    def energy(self, x: Tensor) -> Tensor:
+        terms, _, _ = self._terms(x)
+        return terms.sum(-1)
+
+    def log_prob_and_score(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Analytic gradient: one pass over the four exponentials."""
+        terms, d_dx, d_dy = self._terms(x.detach())
+        grad_energy = torch.stack([(terms * d_dx).sum(-1), (terms * d_dy).sum(-1)], dim=-1)
+        return -self.beta * terms.sum(-1), -self.beta * grad_energy
+
+
+class GaussianMixture(Target):
+    r"""A normalised mixture of Gaussians in any dimension,
+
+    .. math::
+
+        \rho(x) = \sum_{k=1}^{K} w_k\, \mathcal{N}(x; \mu_k, \Sigma_k),
+
+    with ``beta = 1`` and :math:`U = -\log\rho`, so :meth:`log_prob` is *normalised*.
+
+    Parameters
+    ----------
+    means:
+        Component means, shape ``(K, d)``.
+    covariances:
+        Either a float (the same isotropic variance for all), shape ``(K,)``
+        (isotropic per component), ``(K, d)`` (diagonal) or ``(K, d, d)`` (full,
+        positive definite).
+    weights:
+        Positive mixture weights, shape ``(K,)``; normalised to sum to one.
+        Defaults to uniform.
+
+    >>> gm = GaussianMixture(torch.tensor([[1.0, 1.0], [-1.0, -1.0]]), 0.1, torch.tensor([0.25, 0.75]))
+    >>> gm.sample(4).shape
+    torch.Size([4, 2])
+    """
+
+    def __init__(
+        self,
+        means: Tensor,
+        covariances: Tensor | float = 1.0,
+        weights: Tensor | None = None,
+    ) -> None:
+        means = torch.as_tensor(means)
+        if not means.is_floating_point():
+            means = means.to(torch.get_default_dtype())
+        if means.dim() != 2 or means.shape[0] == 0 or means.shape[1] == 0:
+            raise ValueError(f"means must have shape (K, d) with K, d >= 1, got {tuple(means.shape)}")
+        n_components, dim = means.shape
+        covariance_matrices = self._as_covariance_matrices(covariances, n_components, dim, means)
+        try:
+            cholesky = torch.linalg.cholesky(covariance_matrices)
+        except RuntimeError as error:
+            raise ValueError("covariances must be symmetric positive definite") from error
+        if weights is None:
+            weights = means.new_full((n_components,), 1.0 / n_components)
+        weights = torch.as_tensor(weights, dtype=means.dtype, device=means.device)
+        if weights.shape != (n_components,):
+            raise ValueError(f"weights must have shape ({n_components},), got {tuple(weights.shape)}")
+        if not bool(torch.all(weights > 0)) or not bool(torch.all(torch.isfinite(weights))):
+            raise ValueError("weights must be positive and finite")
+        self.dim = int(dim)
+        self.beta = 1.0
+        self.means = means
+        self.covariances = covariance_matrices
+        self.cholesky = cholesky
+        self.weights = weights / weights.sum()
+
+    @staticmethod
+    def _as_covariance_matrices(covariances: Tensor | float, k: int, d: int, like: Tensor) -> Tensor:
+        cov = torch.as_tensor(covariances, dtype=like.dtype, device=like.device)
+        eye = torch.eye(d, dtype=like.dtype, device=like.device)
+        if cov.dim() == 0:
+            if not float(cov) > 0:
+                raise ValueError(f"covariances must be positive, got {float(cov)}")
+            return cov * eye.expand(k, d, d).clone()
+        if cov.shape == (k,):
+            if not bool(torch.all(cov > 0)):
+                raise ValueError("covariances must be positive")
+            return cov[:, None, None] * eye
+        if cov.shape == (k, d):
+            if not bool(torch.all(cov > 0)):
+                raise ValueError("covariances must be positive")
+            return torch.diag_embed(cov)
+        if cov.shape == (k, d, d):
+            return cov
+        raise ValueError(
+            f"covariances must be a float or have shape ({k},), ({k}, {d}) or ({k}, {d}, {d}); got {tuple(cov.shape)}"
+        )
+
+    @property
+    def n_components(self) -> int:
+        return int(self.means.shape[0])
+
+    def to(self, device: torch.device | str) -> "GaussianMixture":
+        """A copy of the mixture on ``device``."""
+        return GaussianMixture(self.means.to(device), self.covariances.to(device), self.weights.to(device))
+
+    def component_log_probs(self, x: Tensor) -> Tensor:
+        r""":math:`\log w_k + \log\mathcal{N}(x;\mu_k,\Sigma_k)`, shape ``(..., K)``."""
+        check_points(x, self.dim)
+        diff = x.unsqueeze(-2) - self.means.to(x.dtype)  # (..., K, d)
+        chol = self.cholesky.to(x.dtype)
+        solved = torch.linalg.solve_triangular(chol, diff.unsqueeze(-1), upper=False).squeeze(-1)
+        mahalanobis = solved.pow(2).sum(-1)
+        half_log_det = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+        log_norm = -0.5 * self.dim * math.log(2 * math.pi) - half_log_det
+        return torch.log(self.weights.to(x.dtype)) + log_norm - 0.5 * mahalanobis
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Normalised log-density."""
+        return torch.logsumexp(self.component_log_probs(x), dim=-1)
+
+    def energy(self, x: Tensor) -> Tensor:
+        return -self.log_prob(x)
+
+    def responsibilities(self, x: Tensor) -> Tensor:
+        """Posterior probability of each component given ``x``, shape ``(..., K)``."""
+        return torch.softmax(self.component_log_probs(x), dim=-1)
+
+    def sample(self, n: int) -> Tensor:
+        """Exact i.i.d. samples, shape ``(n, dim)``, on the mixture's device."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        components = torch.multinomial(self.weights, n, replacement=True)
+        noise = torch.randn(n, self.dim, dtype=self.means.dtype, device=self.means.device)
+        return self.means[components] + (self.cholesky[components] @ noise.unsqueeze(-1)).squeeze(-1)
+
+    def mean(self) -> Tensor:
+        r"""Exact mean :math:`\sum_k w_k \mu_k`."""
+        return self.weights @ self.means
+
+    def covariance(self) -> Tensor:
+        r"""Exact covariance :math:`\sum_k w_k(\Sigma_k + \mu_k\mu_k^T) - \mu\mu^T`."""
+        mu = self.mean()
+        second = (self.weights[:, None, None] * (self.covariances + self.means[:, :, None] * self.means[:, None, :])).sum(0)
+        return second - torch.outer(mu, mu)
