@@ -1,0 +1,32 @@
+"""Samplers: importance sampling and vectorised Metropolis-Hastings MCMC."""
+
+from .importance import ImportanceResult, Proposal, importance_sample, self_normalized_expectation
+from .mcmc import (
+    MALA,
+    ChainResult,
+    Kernel,
+    MCMCState,
+    RandomWalkMetropolis,
+    StepInfo,
+    check_target_device,
+    metropolis_accept,
+    metropolis_update,
+    run_chains,
+)
+
+__all__ = [
+    "MALA",
+    "ChainResult",
+    "ImportanceResult",
+    "Kernel",
+    "MCMCState",
+    "Proposal",
+    "RandomWalkMetropolis",
+    "StepInfo",
+    "check_target_device",
+    "importance_sample",
+    "metropolis_accept",
+    "metropolis_update",
+    "run_chains",
+    "self_normalized_expectation",
+]

@@ -1,0 +1,236 @@
+r"""How many independent samples is a weighted or a correlated sample worth?
+
+Two answers, one for each family of samplers in the course.
+
+*Importance sampling* gives :math:`N` independent samples with weights :math:`w_i`.
+Kish's effective sample size (Kish 1965)
+
+.. math::
+
+    \mathrm{ESS} = \frac{\big(\sum_i w_i\big)^2}{\sum_i w_i^2}
+                 = \exp\big(2\,\mathrm{LSE}(\log w) - \mathrm{LSE}(2 \log w)\big)
+
+is :math:`N` for equal weights and 1 when a single sample carries all the weight.
+It is computed from *log*-weights with ``logsumexp`` (LSE), so that weights like
+:math:`e^{-10^4}` neither underflow nor overflow.
+
+*MCMC* gives :math:`N` correlated samples. With the normalised autocorrelation
+function :math:`\rho(t)` of a scalar observable, the integrated autocorrelation time
+
+.. math::
+
+    \tau = 1 + 2 \sum_{t=1}^{\infty} \rho(t)
+
+says how many steps one independent sample costs: :math:`\mathrm{ESS} = N / \tau`
+and the Monte Carlo standard error of the chain mean is
+:math:`\sqrt{\operatorname{Var}(f) / \mathrm{ESS}}`. The sum is truncated with
+Sokal's automatic window (Sokal 1997), as in emcee (Foreman-Mackey et al. 2013).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "ChainTooShortError",
+    "acceptance_rate",
+    "autocorrelation",
+    "ess_from_log_weights",
+    "integrated_autocorr_time",
+    "mcmc_ess",
+    "mcse",
+    "normalized_weights",
+]
+
+
+class ChainTooShortError(ValueError):
+    """The chain is too short for a trustworthy autocorrelation time.
+
+    The estimate that was refused is kept in :attr:`tau`, for plots and curiosity only.
+    """
+
+    def __init__(self, message: str, tau: Tensor | None = None) -> None:
+        super().__init__(message)
+        self.tau = tau
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def _check_log_weights(log_weights: Tensor) -> None:
+    if not isinstance(log_weights, Tensor):
+        raise TypeError(f"log_weights must be a torch.Tensor, got {type(log_weights).__name__}")
+    if not log_weights.is_floating_point():
+        raise TypeError(f"log_weights must be a floating-point tensor, got dtype {log_weights.dtype}")
+    if log_weights.dim() == 0 or log_weights.shape[-1] == 0:
+        raise ValueError(f"log_weights must have shape (..., n) with n >= 1, got {tuple(log_weights.shape)}")
+    if bool(torch.isnan(log_weights).any()) or bool(torch.isposinf(log_weights).any()):
+        raise ValueError("log_weights must not contain NaN or +inf")
+
+
+def normalized_weights(log_weights: Tensor) -> Tensor:
+    r"""Self-normalised weights :math:`w_i = e^{\log w_i} / \sum_j e^{\log w_j}` (softmax over the last axis).
+
+    >>> normalized_weights(torch.tensor([0.0, 0.0, -float("inf")]))
+    tensor([0.5000, 0.5000, 0.0000])
+    """
+    _check_log_weights(log_weights)
+    if bool(torch.isneginf(log_weights).all(-1).any()):
+        raise ValueError("log_weights are all -inf (along the last axis): no sample has positive weight")
+    return torch.softmax(log_weights, dim=-1)
+
+
+def ess_from_log_weights(log_weights: Tensor) -> Tensor:
+    r"""Kish's effective sample size (Kish 1965) from log-weights, over the last axis.
+
+    .. math::
+
+        \mathrm{ESS} = \exp\big(2\,\mathrm{LSE}(\log w) - \mathrm{LSE}(2 \log w)\big)
+        \in [1, N],
+
+    and 0 when every weight is zero. Leading axes are batch axes.
+
+    >>> float(ess_from_log_weights(torch.zeros(10)))
+    10.0
+    >>> float(ess_from_log_weights(torch.tensor([0.0, -float("inf"), -float("inf")])))
+    1.0
+    """
+    _check_log_weights(log_weights)
+    top = log_weights.amax(dim=-1, keepdim=True)  # ESS is scale-free: centre for full precision
+    centred = log_weights - torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    log_sum = torch.logsumexp(centred, dim=-1)
+    log_sum_sq = torch.logsumexp(2 * centred, dim=-1)
+    ess = torch.exp(2 * log_sum - log_sum_sq)
+    return torch.where(torch.isneginf(log_sum), torch.zeros_like(ess), ess)
+
+
+# --------------------------------------------------------------------------- chains
+
+
+def acceptance_rate(accepted: Tensor) -> float:
+    """Fraction of accepted Metropolis-Hastings proposals in a boolean tensor of any shape.
+
+    >>> acceptance_rate(torch.tensor([True, False, True, True]))
+    0.75
+    """
+    if not isinstance(accepted, Tensor) or accepted.dtype != torch.bool:
+        raise TypeError(f"accepted must be a bool tensor, got {getattr(accepted, 'dtype', type(accepted).__name__)}")
+    if accepted.numel() == 0:
+        raise ValueError("accepted is empty")
+    return float(accepted.float().mean())
+
+
+def _check_chain(chain: Tensor) -> Tensor:
+    """Validate ``chain`` and return it as ``(n_steps, n_chains, k)``."""
+    if not isinstance(chain, Tensor):
+        raise TypeError(f"chain must be a torch.Tensor, got {type(chain).__name__}")
+    if not chain.is_floating_point():
+        raise TypeError(f"chain must be a floating-point tensor, got dtype {chain.dtype}")
+    if chain.dim() not in (1, 2, 3):
+        raise ValueError(
+            f"chain must have shape (n_steps,), (n_steps, n_chains) or (n_steps, n_chains, dim); got {tuple(chain.shape)}"
+        )
+    if chain.shape[0] < 2 or chain.numel() == 0:
+        raise ValueError(f"chain needs at least 2 steps and 1 chain, got shape {tuple(chain.shape)}")
+    if not bool(torch.isfinite(chain).all()):
+        raise ValueError("chain contains NaN or inf")
+    n_steps = chain.shape[0]
+    n_chains = chain.shape[1] if chain.dim() >= 2 else 1
+    return chain.reshape(n_steps, n_chains, -1)
+
+
+def autocorrelation(chain: Tensor) -> Tensor:
+    r"""Normalised autocorrelation function along axis 0, computed with the FFT.
+
+    .. math::
+
+        \rho(t) = \frac{C(t)}{C(0)}, \qquad
+        C(t) = \frac{1}{N} \sum_{s=0}^{N-1-t} (x_s - \bar x)(x_{s+t} - \bar x).
+
+    ``chain`` has shape ``(n_steps,)``, ``(n_steps, n_chains)`` or
+    ``(n_steps, n_chains, dim)``; the result has the same shape (one ACF per chain and
+    coordinate). A chain that never moves gets :math:`\rho \equiv 1`.
+
+    >>> rho = autocorrelation(torch.randn(1000))
+    >>> float(rho[0])
+    1.0
+    """
+    x = _check_chain(chain)
+    n = x.shape[0]
+    stuck = (x == x[:1]).all(0, keepdim=True)  # exactly constant: rounding would fake a variance
+    x = x - x.mean(0)
+    n_fft = 2 ** math.ceil(math.log2(2 * n))  # zero-padding: no wrap-around
+    spectrum = torch.fft.rfft(x, n=n_fft, dim=0)
+    autocov = torch.fft.irfft(spectrum.abs().square(), n=n_fft, dim=0)[:n]
+    rho = torch.where(stuck, torch.ones_like(autocov), autocov / autocov[:1])
+    return rho.reshape(chain.shape)
+
+
+def integrated_autocorr_time(chain: Tensor, c: float = 5.0, min_length_factor: float = 50.0) -> Tensor:
+    r"""Integrated autocorrelation time with Sokal's automatic window (Sokal 1997).
+
+    .. math::
+
+        \hat\tau(M) = 1 + 2 \sum_{t=1}^{M} \hat\rho(t), \qquad
+        M = \min\{M : M \ge c\, \hat\tau(M)\}.
+
+    With several chains, the ACF is averaged over chains before summing (as emcee
+    does). ``chain`` has shape ``(n_steps,)``, ``(n_steps, n_chains)`` (both give a
+    scalar) or ``(n_steps, n_chains, dim)`` (one :math:`\tau` per coordinate).
+
+    Raises :class:`ChainTooShortError` when ``n_steps < min_length_factor * tau``: the
+    estimate is then biased low and should not be reported (emcee's rule, factor 50).
+
+    For an AR(1) chain :math:`x_{t+1} = \phi x_t + \epsilon_t`,
+    :math:`\tau = (1 + \phi) / (1 - \phi)`.
+    """
+    if not (isinstance(c, (int, float)) and c > 0):
+        raise ValueError(f"c must be a positive number, got {c!r}")
+    if not (isinstance(min_length_factor, (int, float)) and min_length_factor >= 0):
+        raise ValueError(f"min_length_factor must be a non-negative number, got {min_length_factor!r}")
+    rho = autocorrelation(chain)
+    n = rho.shape[0]
+    rho = rho.reshape(n, chain.shape[1] if chain.dim() >= 2 else 1, -1).mean(1)  # (n, k)
+    taus = 2 * torch.cumsum(rho, dim=0) - 1  # taus[M] = tau(M)
+    lags = torch.arange(n, dtype=rho.dtype, device=rho.device).unsqueeze(-1)
+    window_ok = lags >= c * taus
+    window = torch.where(window_ok.any(0), window_ok.int().argmax(0), n - 1)  # first M that passes
+    tau = taus.gather(0, window.unsqueeze(0)).squeeze(0)
+    tau = tau.reshape(chain.shape[2:]) if chain.dim() == 3 else tau.squeeze(0)
+    if n < min_length_factor * float(tau.max()):
+        raise ChainTooShortError(
+            f"chain has n_steps={n} but needs at least {min_length_factor:g} * tau = "
+            f"{min_length_factor * float(tau.max()):.0f} steps for a reliable estimate (tau ~ {tau.tolist()}); "
+            "run it longer",
+            tau=tau,
+        )
+    return tau
+
+
+def mcmc_ess(chain: Tensor, **kwargs: float) -> Tensor:
+    r"""Effective sample size of a set of chains, :math:`N_\text{steps} N_\text{chains} / \tau`.
+
+    Keyword arguments go to :func:`integrated_autocorr_time`.
+    """
+    tau = integrated_autocorr_time(chain, **kwargs)
+    n_samples = chain.shape[0] * (chain.shape[1] if chain.dim() >= 2 else 1)
+    return n_samples / tau
+
+
+def mcse(chain: Tensor, **kwargs: float) -> Tensor:
+    r"""Monte Carlo standard error of the mean of ``chain`` over steps and chains.
+
+    .. math::
+
+        \mathrm{MCSE} = \sqrt{\widehat{\operatorname{Var}}(x) \,/\, \mathrm{ESS}},
+        \qquad \mathrm{ESS} = N_\text{steps} N_\text{chains} / \tau.
+
+    A scalar for ``(n_steps,)`` or ``(n_steps, n_chains)``; shape ``(dim,)`` for
+    ``(n_steps, n_chains, dim)``. Keyword arguments go to :func:`integrated_autocorr_time`.
+    """
+    ess = mcmc_ess(chain, **kwargs)
+    flat = chain.reshape(-1, *chain.shape[2:]) if chain.dim() >= 2 else chain
+    return torch.sqrt(flat.var(0) / ess)

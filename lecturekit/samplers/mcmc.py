@@ -1,0 +1,331 @@
+r"""Metropolis-Hastings MCMC, vectorised over many chains.
+
+A kernel has BlackJAX's shape: ``init(position) -> MCMCState`` and
+``step(state) -> (MCMCState, StepInfo)``. ``position`` has shape ``(n_chains, dim)``
+and one call to ``step`` advances *every* chain by one Metropolis-Hastings move
+(Metropolis et al. 1953; Hastings 1970): propose :math:`x' \sim q(\cdot \mid x)`, then
+keep it with probability
+
+.. math::
+
+    \alpha(x \to x') = \min\Big[1,\; \frac{\rho(x')\, q(x \mid x')}{\rho(x)\, q(x' \mid x)}\Big],
+
+otherwise stay at :math:`x`. The ratio only involves :math:`\rho` up to its
+normalising constant, which is why MCMC works with Boltzmann weights
+:math:`e^{-\beta U}`.
+
+Proposals where the target's ``log_prob`` is :math:`-\infty` (outside its support),
+or where the ratio comes out NaN, are rejected: the chain never leaves the support
+and no NaN reaches the state. Chains must start inside the support.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Protocol
+
+import torch
+from torch import Tensor
+from tqdm.auto import trange
+
+from ..device import check_same_device
+from ..diagnostics import acceptance_rate
+from ..targets import Target, check_points
+
+__all__ = [
+    "MALA",
+    "ChainResult",
+    "Kernel",
+    "MCMCState",
+    "RandomWalkMetropolis",
+    "StepInfo",
+    "check_target_device",
+    "metropolis_accept",
+    "metropolis_update",
+    "run_chains",
+]
+
+
+class MCMCState(NamedTuple):
+    """Where the chains are, with what the next step needs cached."""
+
+    position: Tensor  #: ``(n_chains, dim)``
+    log_prob: Tensor  #: ``(n_chains,)``, the target's log-density at ``position``
+    score: Tensor | None = None  #: ``(n_chains, dim)``, its gradient (MALA); ``None`` for RW
+
+
+class StepInfo(NamedTuple):
+    """What happened in one step."""
+
+    accepted: Tensor  #: ``(n_chains,)`` bool
+    log_acceptance_ratio: Tensor  #: ``(n_chains,)``, may be ``-inf``, never NaN
+
+
+class Kernel(Protocol):
+    """Anything with BlackJAX's ``init``/``step`` pair."""
+
+    def init(self, position: Tensor) -> MCMCState: ...
+
+    def step(self, state: MCMCState) -> tuple[MCMCState, StepInfo]: ...
+
+
+# --------------------------------------------------------------------------- shared accept/reject
+
+
+def metropolis_accept(log_acceptance_ratio: Tensor) -> Tensor:
+    r"""Metropolis' coin flip, vectorised: accept where :math:`u < r`, :math:`u \sim U[0, 1)`.
+
+    This accepts with probability :math:`\min(1, r)`, :math:`r = e^{\log r}`. A log-ratio of
+    :math:`-\infty` or NaN is always rejected (:math:`u < 0` and every comparison with
+    NaN are false).
+    """
+    return torch.rand_like(log_acceptance_ratio) < log_acceptance_ratio.exp()
+
+
+def metropolis_update(
+    state: MCMCState, proposal: MCMCState, log_acceptance_ratio: Tensor
+) -> tuple[MCMCState, StepInfo]:
+    """The one accept/reject step every kernel ends with.
+
+    Non-finite log-ratios become :math:`-\\infty` and are rejected: :math:`-\\infty`
+    outside the target's support, NaN (e.g. a score of NaN there) or :math:`+\\infty`
+    from a broken target. Accepted chains take the proposal's position and cached
+    ``log_prob``/``score``, the others keep theirs.
+    """
+    if (state.score is None) != (proposal.score is None):
+        raise ValueError("state and proposal must both cache a score, or neither")
+    log_ratio = log_acceptance_ratio.nan_to_num(nan=-math.inf, posinf=-math.inf, neginf=-math.inf)
+    accepted = metropolis_accept(log_ratio)
+    move = torch.stack([accepted] * state.position.shape[-1], dim=-1)  # a full-size mask: faster torch.where
+    new_state = MCMCState(
+        position=torch.where(move, proposal.position, state.position),
+        log_prob=torch.where(accepted, proposal.log_prob, state.log_prob),
+        score=None if state.score is None else torch.where(move, proposal.score, state.score),
+    )
+    return new_state, StepInfo(accepted, log_ratio)
+
+
+def _add_scaled(x: Tensor, scale: float | Tensor, y: Tensor, out: Tensor | None = None) -> Tensor:
+    """``x + scale * y`` in one operation; ``scale`` is a float or a tensor broadcastable to ``y``."""
+    if isinstance(scale, float):
+        return torch.add(x, y, alpha=scale, out=out)
+    return torch.addcmul(x, scale, y, out=out)
+
+
+def _normal_like(x: Tensor, std: float | Tensor) -> Tensor:
+    """Gaussian noise shaped like ``x`` with standard deviation ``std`` (a float or a broadcastable tensor)."""
+    return torch.empty_like(x).normal_(0.0, std) if isinstance(std, float) else std * torch.randn_like(x)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_target_device(target: Target, x: Tensor, name: str = "position") -> None:
+    """Raise a ``ValueError`` if a tensor held by ``target`` lives on another device than ``x``."""
+    tensors = {f"target.{key}": value for key, value in vars(target).items() if isinstance(value, Tensor)}
+    if tensors:
+        check_same_device(**{name: x}, **tensors)
+
+
+def _check_step_size(step_size: float | Tensor) -> float | Tensor:
+    if isinstance(step_size, bool) or not isinstance(step_size, (int, float, Tensor)):
+        raise TypeError(f"step_size must be a float or a tensor of shape (n_chains,), got {type(step_size).__name__}")
+    if isinstance(step_size, Tensor):
+        if not step_size.is_floating_point():
+            raise TypeError(f"step_size must be a floating-point tensor, got dtype {step_size.dtype}")
+        if step_size.dim() > 1:
+            raise ValueError(f"step_size must be a float or have shape (n_chains,), got {tuple(step_size.shape)}")
+        if not bool(torch.all(torch.isfinite(step_size) & (step_size > 0))):
+            raise ValueError("step_size must be positive and finite")
+        return float(step_size) if step_size.dim() == 0 else step_size.detach()
+    if not (math.isfinite(step_size) and step_size > 0):
+        raise ValueError(f"step_size must be positive and finite, got {step_size!r}")
+    return float(step_size)
+
+
+class _LocalKernel:
+    """Shared set-up of the local kernels: target, step size (one, or one per chain), checks."""
+
+    def __init__(self, target: Target, step_size: float | Tensor) -> None:
+        if not isinstance(target, Target):
+            raise TypeError(f"target must be a lecturekit.targets.Target, got {type(target).__name__}")
+        self.target = target
+        self.step_size = _check_step_size(step_size)
+
+    def _step_size_like(self, x: Tensor) -> float | Tensor:
+        """The step size, broadcastable against ``x`` of shape ``(n_chains, ...)``."""
+        if isinstance(self.step_size, float):
+            return self.step_size
+        return self.step_size.to(x.dtype).reshape(-1, *[1] * (x.dim() - 1))
+
+    def _check_position(self, position: Tensor) -> Tensor:
+        check_points(position, self.target.dim, "position")
+        if position.dim() != 2:
+            raise ValueError(f"position must have shape (n_chains, {self.target.dim}), got {tuple(position.shape)}")
+        check_target_device(self.target, position)
+        if isinstance(self.step_size, Tensor):
+            if self.step_size.shape != position.shape[:1]:
+                raise ValueError(
+                    f"step_size has shape {tuple(self.step_size.shape)} but position has {position.shape[0]} chains"
+                )
+            check_same_device(position=position, step_size=self.step_size)
+        return position.detach()
+
+    @staticmethod
+    def _check_in_support(log_prob: Tensor, score: Tensor | None = None) -> None:
+        finite = torch.isfinite(log_prob)
+        if score is not None:
+            finite &= torch.isfinite(score).all(-1)
+        if not bool(finite.all()):
+            bad = torch.nonzero(~finite).flatten()[:10].tolist()
+            raise ValueError(
+                f"position must lie inside the target's support: log_prob or score is not finite for chains {bad}"
+            )
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+class RandomWalkMetropolis(_LocalKernel):
+    r"""Random-walk Metropolis (Metropolis et al. 1953).
+
+    .. math::
+
+        x' = x + \sigma \xi, \quad \xi \sim \mathcal{N}(0, I), \qquad
+        \log r = \log\rho(x') - \log\rho(x),
+
+    the proposal being symmetric. ``step_size`` is :math:`\sigma`: a float, or a tensor
+    of shape ``(n_chains,)`` giving each chain its own. One step costs one target
+    ``log_prob`` evaluation.
+
+    >>> from lecturekit.targets import GaussianMixture
+    >>> kernel = RandomWalkMetropolis(GaussianMixture(torch.zeros(1, 2)), step_size=1.0)
+    >>> state, info = kernel.step(kernel.init(torch.zeros(8, 2)))
+    >>> state.position.shape, info.accepted.shape
+    (torch.Size([8, 2]), torch.Size([8]))
+    """
+
+    def init(self, position: Tensor) -> MCMCState:
+        position = self._check_position(position)
+        log_prob = self.target.log_prob(position)
+        self._check_in_support(log_prob)
+        return MCMCState(position, log_prob, None)
+
+    def step(self, state: MCMCState) -> tuple[MCMCState, StepInfo]:
+        x = state.position
+        proposal = x + _normal_like(x, self._step_size_like(x))
+        log_prob = self.target.log_prob(proposal)
+        return metropolis_update(state, MCMCState(proposal, log_prob, None), log_prob - state.log_prob)
+
+
+class MALA(_LocalKernel):
+    r"""Metropolis-adjusted Langevin algorithm (Roberts & Tweedie 1996).
+
+    One Euler step of overdamped Langevin dynamics, corrected by Metropolis-Hastings:
+
+    .. math::
+
+        x' = x + h\, s(x) + \sqrt{2h}\, \xi, \quad \xi \sim \mathcal{N}(0, I), \qquad
+        q(x' \mid x) = \mathcal{N}\big(x';\, x + h\, s(x),\, 2h I\big),
+
+    with the score :math:`s = \nabla \log\rho = -\beta\nabla U` (the lecture writes
+    :math:`x - dt\,\nabla U`). ``step_size`` is :math:`h`: a float or one per chain.
+
+    The state caches ``log_prob`` and ``score``, so one step costs exactly one call
+    to the target's ``log_prob_and_score``. The Gaussian normalisations cancel in the
+    acceptance ratio; writing :math:`\eta = x' - x - h\,s(x)` and
+    :math:`S = s(x) + s(x')`, so that :math:`x - x' - h\,s(x') = -(\eta + hS)`,
+
+    .. math::
+
+        \log\frac{q(x \mid x')}{q(x' \mid x)} = \frac{|\eta|^2 - |\eta + hS|^2}{4h}
+        = -\tfrac12\, S \cdot \big(\eta + \tfrac{h}{2} S\big),
+
+    which :meth:`step` uses; :meth:`log_acceptance_ratio` is the textbook form.
+    """
+
+    def init(self, position: Tensor) -> MCMCState:
+        position = self._check_position(position)
+        log_prob, score = self.target.log_prob_and_score(position)
+        self._check_in_support(log_prob, score)
+        return MCMCState(position, log_prob, score)
+
+    def step(self, state: MCMCState) -> tuple[MCMCState, StepInfo]:
+        x, score = state.position, state.score
+        h = self._step_size_like(x)
+        noise = _normal_like(x, (2 * h) ** 0.5)  # eta = y - x - h s(x) ~ N(0, 2h I)
+        y = _add_scaled(x, h, score).add_(noise)
+        log_prob_y, score_y = self.target.log_prob_and_score(y)
+        # log q(x|y) - log q(y|x) = (|eta|^2 - |eta + h S|^2) / 4h = -S.(eta + h S / 2) / 2,  S = s(x) + s(y),
+        # since x - y - h s(y) = -(eta + h S). (Non-finite values at y are rejected by metropolis_update.)
+        score_sum = score + score_y
+        log_q_ratio = torch.linalg.vecdot(score_sum, _add_scaled(noise, h / 2, score_sum, out=noise))  # eta is spent
+        log_ratio = (log_prob_y - state.log_prob).sub_(log_q_ratio, alpha=0.5)
+        return metropolis_update(state, MCMCState(y, log_prob_y, score_y), log_ratio)
+
+    def proposal_log_density(self, x_to: Tensor, x_from: Tensor, score_from: Tensor) -> Tensor:
+        r"""Normalised :math:`\log q(x_\text{to} \mid x_\text{from}) = \log\mathcal{N}(x_\text{to};\, x_\text{from} + h\, s,\, 2h I)`.
+
+        All three have shape ``(n_chains, dim)``; returns ``(n_chains,)``.
+        """
+        for name, value in (("x_to", x_to), ("x_from", x_from), ("score_from", score_from)):
+            check_points(value, self.target.dim, name)
+        h = self._step_size_like(x_from)
+        residual = x_to - x_from - h * score_from
+        if isinstance(h, float):
+            log_h = math.log(h)
+        else:
+            h = h.squeeze(-1)
+            log_h = torch.log(h)
+        return -residual.square().sum(-1) / (4 * h) - 0.5 * self.target.dim * (math.log(4 * math.pi) + log_h)
+
+    def log_acceptance_ratio(self, current: MCMCState, proposed: MCMCState) -> Tensor:
+        r""":math:`\log\rho(y) + \log q(x \mid y) - \log\rho(x) - \log q(y \mid x)` from two states with scores.
+
+        The textbook form; :meth:`step` computes the same number more cheaply.
+        """
+        forward = self.proposal_log_density(proposed.position, current.position, current.score)
+        backward = self.proposal_log_density(current.position, proposed.position, proposed.score)
+        return proposed.log_prob - current.log_prob + backward - forward
+
+
+# --------------------------------------------------------------------------- driver
+
+
+class ChainResult(NamedTuple):
+    """Output of :func:`run_chains`."""
+
+    samples: Tensor  #: ``(n_steps // thin, n_chains, dim)``, the state after every ``thin``-th step
+    accepted: Tensor  #: ``(n_steps, n_chains)`` bool, every step (not thinned)
+    final_state: MCMCState
+
+    def acceptance_rate(self) -> float:
+        """Fraction of accepted proposals over all steps and chains."""
+        return acceptance_rate(self.accepted)
+
+
+def run_chains(
+    kernel: Kernel, initial_position: Tensor, n_steps: int, thin: int = 1, progress: bool = False
+) -> ChainResult:
+    """Run ``n_steps`` steps of ``kernel`` on all chains from ``initial_position`` ``(n_chains, dim)``.
+
+    Keeps the position after every ``thin``-th step (the initial position is not
+    included) and the acceptance of every step. ``progress=True`` shows a
+    ``tqdm.auto`` bar.
+    """
+    for name, value in (("n_steps", n_steps), ("thin", thin)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if thin > n_steps:
+        raise ValueError(f"thin={thin} is larger than n_steps={n_steps}: nothing would be kept")
+    with torch.no_grad():
+        state = kernel.init(initial_position)
+        n_chains = state.position.shape[0]
+        samples = state.position.new_empty((n_steps // thin, *state.position.shape))
+        accepted = torch.empty((n_steps, n_chains), dtype=torch.bool, device=state.position.device)
+        for t in trange(n_steps, disable=not progress, desc=type(kernel).__name__):
+            state, info = kernel.step(state)
+            accepted[t] = info.accepted
+            if (t + 1) % thin == 0:
+                samples[(t + 1) // thin - 1] = state.position
+    return ChainResult(samples, accepted, state)
