@@ -1,0 +1,54 @@
+"""The book's table of contents and its notebooks agree, and chapters are committed clean."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part.get("chapters", [])]
+    return files
+
+
+def _resolve(entry: str) -> Path | None:
+    for suffix in (".ipynb", ".md"):
+        path = ROOT / f"{entry}{suffix}"
+        if path.exists():
+            return path
+    return None
+
+
+BOOK_NOTEBOOKS = sorted(p for p in (ROOT / "book").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("entry", _toc_files())
+def test_every_toc_entry_exists(entry: str) -> None:
+    assert _resolve(entry) is not None, f"_toc.yml lists {entry!r} but no {entry}.ipynb or {entry}.md exists"
+
+
+def test_every_book_notebook_is_in_the_toc() -> None:
+    listed = {_resolve(entry) for entry in _toc_files()}
+    missing = [p.name for p in BOOK_NOTEBOOKS if p not in listed]
+    assert not missing, f"book notebooks not in _toc.yml (they would not be built): {missing}"
+
+
+@pytest.mark.parametrize("notebook", BOOK_NOTEBOOKS, ids=lambda p: p.name)
+def test_book_notebooks_are_committed_without_outputs(notebook: Path) -> None:
+    cells = json.loads(notebook.read_text())["cells"]
+    with_outputs = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not with_outputs, f"{notebook.name}: cells {with_outputs} carry outputs; clear them (the book executes at build time)"
+
+
+@pytest.mark.parametrize("notebook", BOOK_NOTEBOOKS, ids=lambda p: p.name)
+def test_book_notebooks_use_the_python3_kernel(notebook: Path) -> None:
+    kernelspec = json.loads(notebook.read_text())["metadata"].get("kernelspec", {})
+    assert kernelspec.get("name") == "python3", f"{notebook.name}: kernelspec {kernelspec!r}, expected name 'python3'"
