@@ -2,7 +2,7 @@
 
 The instructor versions (nbgrader "source") live in ``solutions/`` and the student
 versions (nbgrader "release") in ``exercises/``; both are committed and kept in sync
-by ``make exercises`` and checked by ``tests/test_exercises_sync.py``.
+by ``make exercises`` and checked by ``tests/test_exercises.py``.
 """
 
 c = get_config()  # noqa: F821  (injected by traitlets)

@@ -1,0 +1,251 @@
+"""Helpers for ``tests/test_exercises.py``: nbgrader runs in throw-away course directories.
+
+Nothing here writes into the repository. A :class:`GradingCourse` holds a copy of
+``nbgrader_config.py`` and of ``solutions/`` in a temporary directory; every ``nbgrader``
+command runs there, with the same interpreter as the tests, so the gradebook, ``exercises/``,
+``submitted/``, ``autograded/`` and ``feedback/`` it creates all live under that directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_FILE = ROOT / "nbgrader_config.py"
+_IGNORED = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
+# Quiet, fast and reproducible executions: no figure rendering, no progress bars, and one
+# thread per kernel (the notebooks' tensors are small; extra threads only compete for cores).
+_ENV = {
+    "MPLBACKEND": "Agg",
+    "TQDM_DISABLE": "1",
+    "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+HIDDEN_MARKERS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+GRADE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def course_config() -> Config:
+    """The course's nbgrader configuration, read from ``nbgrader_config.py``."""
+    return PyFileConfigLoader(CONFIG_FILE.name, path=str(CONFIG_FILE.parent)).load_config()
+
+
+def _directory(name: str) -> Path:
+    return ROOT / course_config().CourseDirectory[name]
+
+
+SOURCE = _directory("source_directory")  # solutions/
+RELEASE = _directory("release_directory")  # exercises/
+
+
+def assignment_ids() -> list[str]:
+    """Every assignment of the course: a folder of ``solutions/`` holding a notebook."""
+    if not SOURCE.is_dir():
+        return []
+    return sorted(p.name for p in SOURCE.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def notebook_paths(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.ipynb"))
+
+
+def read_notebook(path: Path) -> NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def nbgrader_meta(cell: NotebookNode) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_test_cell(cell: NotebookNode) -> bool:
+    meta = nbgrader_meta(cell)
+    return bool(meta.get("grade")) and not meta.get("solution") and cell.cell_type == "code"
+
+
+def is_solution_cell(cell: NotebookNode) -> bool:
+    return bool(nbgrader_meta(cell).get("solution"))
+
+
+def relative_files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (checkpoints and caches excluded), by relative path."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts
+    }
+
+
+def make_course(directory: Path, assignments: Iterable[str]) -> Path:
+    """A fresh course in ``directory``: the config and the sources of ``assignments``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(CONFIG_FILE, directory / CONFIG_FILE.name)
+    source = directory / SOURCE.relative_to(ROOT)
+    for assignment in assignments:
+        shutil.copytree(SOURCE / assignment, source / assignment, ignore=_IGNORED)
+    return directory
+
+
+def nbgrader(course: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run ``nbgrader *args`` from the course root, as the README tells instructors to.
+
+    Raises with nbgrader's log when it exits non-zero. A zero exit says little (``validate``
+    exits 0 on failing tests, ``autograde`` on failing submissions): callers read results
+    from the gradebook or the files written.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=course,
+        env=os.environ | _ENV | {"PATH": _path_with_interpreter()},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"nbgrader {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def _path_with_interpreter() -> str:
+    """``$PATH`` with this interpreter's scripts first: nbgrader runs ``alembic`` by name
+    when it creates a gradebook, and fails if the virtualenv is not on the path."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+@contextmanager
+def _execution_environ() -> Iterator[None]:
+    """Set ``_ENV`` in ``os.environ`` (kernels started in this process inherit it), then restore it."""
+    saved = {name: os.environ.get(name) for name in _ENV}
+    os.environ.update(_ENV)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def strip_solution_markers(source: str) -> str:
+    """A solution cell's code as a student would write it: the nbgrader marker lines removed."""
+    return "\n".join(line for line in source.splitlines() if line.strip() not in SOLUTION_MARKERS)
+
+
+def complete_release(release: NotebookNode, source: NotebookNode) -> NotebookNode:
+    """The release notebook with every solution cell filled in from the source notebook.
+
+    This is a perfect student's submission: the release's locked cells, metadata and
+    checksums untouched, the answers written where ``# YOUR CODE HERE`` was.
+    """
+    answers = {nbgrader_meta(c)["grade_id"]: c.source for c in source.cells if is_solution_cell(c)}
+    completed = nbformat.from_dict(release)
+    filled = set()
+    for cell in completed.cells:
+        if is_solution_cell(cell):
+            grade_id = nbgrader_meta(cell)["grade_id"]
+            cell.source = strip_solution_markers(answers[grade_id])
+            filled.add(grade_id)
+    if filled != set(answers):
+        raise AssertionError(f"solution cells differ between source and release: {sorted(filled ^ set(answers))}")
+    return completed
+
+
+class GradingCourse:
+    """A throw-away nbgrader course in ``directory``; each step runs once per assignment, on demand.
+
+    Two students hand in every assignment they are graded on: ``COMPLETE`` the release with
+    every solution filled in, ``UNTOUCHED`` the release as generated.
+    """
+
+    COMPLETE, UNTOUCHED = "complete-student", "release-student"
+
+    def __init__(self, directory: Path) -> None:
+        self.root = make_course(directory, assignment_ids())
+        self.config = course_config()
+        self.config.CourseDirectory.root = str(self.root)
+        self.config.CourseDirectory.db_url = f"sqlite:///{self.root / 'gradebook.db'}"
+        self._generated: set[str] = set()
+        self._graded: set[str] = set()
+        self._validations: dict[str, dict[tuple[str, str], dict]] = {}
+
+    def gradebook(self):  # -> nbgrader.api.Gradebook, a context manager
+        from nbgrader.api import Gradebook
+
+        return Gradebook(self.config.CourseDirectory.db_url, self.config.CourseDirectory.course_id)
+
+    def release(self, assignment: str) -> Path:
+        """``nbgrader generate_assignment <assignment> --force``; the release folder it wrote."""
+        if assignment not in self._generated:
+            nbgrader(self.root, "generate_assignment", assignment, "--force")
+            self._generated.add(assignment)
+        return self.root / RELEASE.relative_to(ROOT) / assignment
+
+    def validate(self, assignment: str) -> dict[tuple[str, str], dict]:
+        """``Validator.validate`` of copies of the committed notebooks, by (notebook, kind).
+
+        Kind ``source``: the solution, validated normally. Kind ``release``: the committed
+        release, validated with ``invert=True`` (it complains about every test that passes).
+        """
+        from nbgrader.validator import Validator
+
+        if assignment not in self._validations:
+            results = {}
+            with _execution_environ():
+                for kind, folder, invert in (("source", SOURCE, False), ("release", RELEASE, True)):
+                    copy = self.root / "validate" / kind / assignment
+                    shutil.copytree(folder / assignment, copy, ignore=_IGNORED)
+                    for path in notebook_paths(copy):
+                        validator = Validator(config=course_config(), invert=invert)
+                        results[(path.name, kind)] = validator.validate(str(path))
+            self._validations[assignment] = results
+        return self._validations[assignment]
+
+    def grade(self, assignment: str) -> Path:
+        """Submit, ``nbgrader autograde``, then feedback and ``grades.csv``; the course root.
+
+        ``autograde`` runs as the command the README gives instructors; students, feedback and
+        the CSV export use nbgrader's Python API in this process (the code behind
+        ``nbgrader db student add``, ``generate_feedback`` and ``export``, without paying
+        nbgrader's start-up three more times).
+        """
+        from nbgrader.apps import NbGraderAPI
+        from nbgrader.plugins.export import CsvExportPlugin
+
+        if assignment in self._graded:
+            return self.root
+        release = self.release(assignment)
+        with self.gradebook() as gradebook:
+            for student in (self.COMPLETE, self.UNTOUCHED):
+                gradebook.update_or_create_student(student, first_name="Test", last_name=student)
+        for path in notebook_paths(release):
+            untouched = read_notebook(RELEASE / assignment / path.name)  # what students were given
+            complete = complete_release(untouched, read_notebook(SOURCE / assignment / path.name))
+            for student, notebook in ((self.COMPLETE, complete), (self.UNTOUCHED, untouched)):
+                folder = self.root / "submitted" / student / assignment
+                folder.mkdir(parents=True, exist_ok=True)
+                nbformat.write(notebook, folder / path.name)
+        nbgrader(self.root, "autograde", assignment, "--force")
+        feedback = NbGraderAPI(config=self.config).generate_feedback(assignment)
+        if not feedback["success"]:
+            raise AssertionError(f"generate_feedback failed:\n{feedback.get('error') or feedback.get('log')}")
+        export = CsvExportPlugin(config=self.config)
+        export.to = str(self.root / "grades.csv")
+        with self.gradebook() as gradebook:
+            export.export(gradebook)
+        self._graded.add(assignment)
+        return self.root
