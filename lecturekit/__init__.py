@@ -7,7 +7,11 @@ Modules (one concept each):
 - :mod:`lecturekit.targets`     Boltzmann targets: Müller-Brown, Gaussian mixtures
 - :mod:`lecturekit.samplers`    importance sampling, random-walk Metropolis, MALA
 - :mod:`lecturekit.diagnostics` effective sample sizes, autocorrelation times
-- :mod:`lecturekit.plotting`    energy contours, traces
+- :mod:`lecturekit.plotting`    energy contours, traces, density heatmaps
+- :mod:`lecturekit.vae`         a small variational auto-encoder (Section 2.1)
+- :mod:`lecturekit.distributions` base measures for flows: standard and diagonal Gaussians
+- :mod:`lecturekit.flows`       Real NVP: affine couplings, masks, flows, save/load
+- :mod:`lecturekit.training`    maximum-likelihood (forward KL) training of flows
 """
 
 __version__ = "0.1.0"

@@ -2,13 +2,14 @@
 
 - Tests marked ``@pytest.mark.cuda`` are skipped when no CUDA device is present.
 - ``device``: parametrises a test over ``cpu`` and (marked ``cuda``) ``cuda``.
-- Every test starts from ``seed_everything(0)`` so results do not depend on test order.
+- Every test starts from ``seed_everything(0)`` so results do not depend on test order,
+  and runs on one CPU thread.
 - ``f64``: make a float64 tensor; ``z_score``: (estimate - exact) / standard error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -36,6 +37,16 @@ def device(request: pytest.FixtureRequest) -> torch.device:
 @pytest.fixture(autouse=True)
 def _seed_every_test() -> None:
     seed_everything(0)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Run each test on one CPU thread: the small tensors here gain nothing from more,
+    and with ``pytest -n 2`` on two cores extra threads oversubscribe them (~10x slower)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture
