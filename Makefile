@@ -1,4 +1,5 @@
 # The two commands a newcomer needs: `make book` and `make test`.
+# `make book` always re-executes every chapter (--all), so a change in lecturekit shows up.
 # Both create .venv on first use and reuse it afterwards (the stamp file records
 # which pyproject/constraints it was built from).
 
@@ -34,7 +35,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	touch $(STAMP)
 
 book: setup
-	$(BIN)/jupyter-book build . --keep-going
+	$(BIN)/jupyter-book build . --all -W --keep-going
 	@echo
 	@echo "Book built: open file://$(CURDIR)/_build/html/index.html"
 
