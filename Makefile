@@ -12,12 +12,14 @@ PIP_VERSION := 26.3
 # Keep the book and the tests quiet and reproducible on a laptop. (No MPLBACKEND here:
 # it would override the kernels' inline backend and drop the book's figures.)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
-export TQDM_DISABLE ?= 1
+# Progress bars stay on in JupyterLab (make lab) but off in the book and the tests,
+# where they would only add stderr output.
+QUIET := TQDM_DISABLE=1
 # pytest runs two workers on two cores: one thread each avoids oversubscription,
 # which slows torch's small operations by orders of magnitude.
-PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest
+PYTEST := $(QUIET) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest
 
-.PHONY: setup book test unit notebooks grading lab bench exercises clean help
+.PHONY: setup book test unit lab bench exercises clean help
 
 help:
 	@echo "make book   build the HTML book into _build/html (executes every chapter)"
@@ -35,7 +37,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	touch $(STAMP)
 
 book: setup
-	$(BIN)/jupyter-book build . --all -W --keep-going
+	$(QUIET) $(BIN)/jupyter-book build . --all -W --keep-going
 	@echo
 	@echo "Book built: open file://$(CURDIR)/_build/html/index.html"
 
