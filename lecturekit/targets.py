@@ -104,7 +104,7 @@ class MullerBrown(Target):
     minima = ((-0.558, 1.442), (0.623, 0.028), (-0.050, 0.467))
 
     def __init__(self, beta: float = 0.1) -> None:
-        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
+        if isinstance(beta, bool) or not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
             raise ValueError(f"beta must be a positive finite number, got {beta!r}")
         self.beta = float(beta)
 
@@ -165,6 +165,8 @@ class GaussianMixture(Target):
             means = means.to(torch.get_default_dtype())
         if means.dim() != 2 or means.shape[0] == 0 or means.shape[1] == 0:
             raise ValueError(f"means must have shape (K, d) with K, d >= 1, got {tuple(means.shape)}")
+        if not bool(torch.isfinite(means).all()):
+            raise ValueError("means must be finite")
         n_components, dim = means.shape
         covariance_matrices = self._as_covariance_matrices(covariances, n_components, dim, means)
         try:
@@ -202,6 +204,9 @@ class GaussianMixture(Target):
                 raise ValueError("covariances must be positive")
             return torch.diag_embed(cov)
         if cov.shape == (k, d, d):
+            # Cholesky reads only the lower triangle: an asymmetric matrix would be silently misread
+            if not torch.allclose(cov, cov.mT):
+                raise ValueError("covariances must be symmetric positive definite")
             return cov
         raise ValueError(
             f"covariances must be a float or have shape ({k},), ({k}, {d}) or ({k}, {d}, {d}); got {tuple(cov.shape)}"

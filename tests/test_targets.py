@@ -76,7 +76,7 @@ def test_muller_brown_float32_agrees_with_float64() -> None:
     assert torch.allclose(score32.double(), score64, rtol=1e-3, atol=1e-2)
 
 
-@pytest.mark.parametrize("beta", [0.0, -1.0, math.nan, math.inf, "0.1"])
+@pytest.mark.parametrize("beta", [0.0, -1.0, math.nan, math.inf, "0.1", True])
 def test_muller_brown_rejects_bad_beta(beta: object) -> None:
     with pytest.raises(ValueError, match="beta"):
         MullerBrown(beta=beta)
@@ -176,6 +176,8 @@ def test_gaussian_mixture_score_is_the_gaussian_score() -> None:
         ({"means": torch.zeros(2, 2), "covariances": torch.tensor([1.0, -1.0])}, "covariances"),
         ({"means": torch.zeros(2, 2), "covariances": torch.ones(3)}, "covariances"),
         ({"means": torch.zeros(1, 2), "covariances": torch.tensor([[[1.0, 2.0], [2.0, 1.0]]])}, "positive definite"),
+        ({"means": torch.zeros(1, 2), "covariances": torch.tensor([[[1.0, 0.5], [0.0, 1.0]]])}, "symmetric"),
+        ({"means": torch.tensor([[0.0, math.nan]])}, "means"),
         ({"means": torch.zeros(2, 2), "weights": torch.ones(3)}, "weights"),
         ({"means": torch.zeros(2, 2), "weights": torch.tensor([1.0, 0.0])}, "weights"),
     ],
