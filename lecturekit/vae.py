@@ -44,28 +44,14 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from lecturekit.distributions import check_positive_int
+from lecturekit.flows import mlp
+from lecturekit.progress import progress_bar
 from lecturekit.targets import check_points
 
 __all__ = ["VAE", "train_vae"]
 
 _LOG_2PI = math.log(2 * math.pi)
-
-
-def _check_positive_int(value: object, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: type[nn.Module]) -> nn.Sequential:
-    """Linear layers ``n_in -> hidden... -> n_out`` with ``activation`` between them (one Linear if no hidden)."""
-    layers: list[nn.Module] = []
-    width = n_in
-    for h in hidden:
-        layers += [nn.Linear(width, h), activation()]
-        width = h
-    layers.append(nn.Linear(width, n_out))
-    return nn.Sequential(*layers)
 
 
 def _diag_normal_log_prob(x: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
@@ -115,16 +101,16 @@ class VAE(nn.Module):
         heteroscedastic: bool = False,
     ) -> None:
         super().__init__()
-        self.data_dim = _check_positive_int(data_dim, "data_dim")
-        self.latent_dim = _check_positive_int(latent_dim, "latent_dim")
+        self.data_dim = check_positive_int(data_dim, "data_dim")
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
         hidden = tuple(hidden)
         for h in hidden:
-            _check_positive_int(h, "hidden widths")
-        self.encoder = _mlp(data_dim, hidden, 2 * latent_dim, activation)
+            check_positive_int(h, "hidden widths")
+        self.encoder = mlp(data_dim, 2 * latent_dim, hidden, activation, zero_last=False)
         if not isinstance(heteroscedastic, bool):
             raise TypeError(f"heteroscedastic must be a bool, got {type(heteroscedastic).__name__}")
         self.heteroscedastic = heteroscedastic
-        self.decoder = _mlp(latent_dim, hidden, (2 if heteroscedastic else 1) * data_dim, activation)
+        self.decoder = mlp(latent_dim, (2 if heteroscedastic else 1) * data_dim, hidden, activation, zero_last=False)
         # log sigma of the decoder when it does not depend on z
         self.decoder_log_std = None if heteroscedastic else nn.Parameter(torch.zeros(data_dim))
 
@@ -174,7 +160,7 @@ class VAE(nn.Module):
 
         with the reparametrisation trick (gradients flow to encoder and decoder).
         """
-        _check_positive_int(n_samples, "n_samples")
+        check_positive_int(n_samples, "n_samples")
         self._check_input(x, self.data_dim, "x")
         if x.dim() != 2:
             raise ValueError(f"x must have shape (n, {self.data_dim}), got {tuple(x.shape)}")
@@ -205,8 +191,8 @@ class VAE(nn.Module):
         ``z_k`` are drawn from the encoder, reparametrised. Returns shape ``(n_samples, n)``.
         The decoder is evaluated on about ``chunk_size`` latent points at a time to bound memory.
         """
-        _check_positive_int(n_samples, "n_samples")
-        _check_positive_int(chunk_size, "chunk_size")
+        check_positive_int(n_samples, "n_samples")
+        check_positive_int(chunk_size, "chunk_size")
         self._check_input(x, self.data_dim, "x")
         if x.dim() != 2:
             raise ValueError(f"x must have shape (n, {self.data_dim}), got {tuple(x.shape)}")
@@ -253,8 +239,8 @@ class VAE(nn.Module):
             raise ValueError(f"log_prob_grid needs latent_dim 1 or 2, this VAE has latent_dim={self.latent_dim}")
         if n_grid is None:
             n_grid = 2000 if self.latent_dim == 1 else 200
-        _check_positive_int(n_grid, "n_grid")
-        _check_positive_int(chunk_size, "chunk_size")
+        check_positive_int(n_grid, "n_grid")
+        check_positive_int(chunk_size, "chunk_size")
         if not (isinstance(bound, (int, float)) and math.isfinite(bound) and bound > 0):
             raise ValueError(f"bound must be a positive finite number, got {bound!r}")
         self._check_input(x, self.data_dim, "x")
@@ -283,7 +269,7 @@ class VAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
         r"""Draw ``n`` samples :math:`z \sim p(z)`, :math:`x \sim p_\theta(x\mid z)`; shape ``(n, data_dim)``."""
-        _check_positive_int(n, "n")
+        check_positive_int(n, "n")
         param = next(self.parameters())
         z = torch.randn(n, self.latent_dim, dtype=param.dtype, device=param.device)
         mean, log_std = self.decode(z)
@@ -323,22 +309,20 @@ def train_vae(
         raise ValueError(f"data must have shape (N, {vae.data_dim}) with N >= 1, got {tuple(data.shape)}")
     if not bool(torch.all(torch.isfinite(data))):
         raise ValueError("data must be finite")
-    _check_positive_int(n_steps, "n_steps")
-    _check_positive_int(batch_size, "batch_size")
-    _check_positive_int(n_samples, "n_samples")
+    check_positive_int(n_steps, "n_steps")
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(n_samples, "n_samples")
     if not isinstance(kl_warmup, int) or isinstance(kl_warmup, bool) or kl_warmup < 0:
         raise ValueError(f"kl_warmup must be a non-negative int, got {kl_warmup!r}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    from tqdm.auto import trange
-
     param = next(vae.parameters())
     data = data.to(device=param.device, dtype=param.dtype)
     optimizer = torch.optim.Adam(vae.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_steps)
     history: list[Tensor] = []
     vae.train()
-    for step in trange(n_steps, disable=not progress, desc="VAE"):
+    for step in progress_bar(n_steps, progress, desc="VAE"):
         batch = data[torch.randint(data.shape[0], (batch_size,), device=data.device)]
         reconstruction, kl = vae.elbo_terms(batch, n_samples)
         weight = min(1.0, step / kl_warmup) if kl_warmup > 0 else 1.0
