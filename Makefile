@@ -42,10 +42,10 @@ book: setup
 	@echo "Book built: open file://$(CURDIR)/_build/html/index.html"
 
 unit: setup
-	$(PYTEST) -n 2 tests
+	$(PYTEST) -n 2 --doctest-modules lecturekit tests
 
 test: setup
-	$(PYTEST) -n 2 --dist loadscope --nbval-lax --nbval-current-env tests book solutions
+	$(PYTEST) -n 2 --dist loadscope --nbval-lax --nbval-current-env --doctest-modules lecturekit tests book solutions
 	$(MAKE) book
 
 lab: setup

@@ -12,6 +12,7 @@ Modules (one concept each):
 - :mod:`lecturekit.distributions` base measures for flows: standard and diagonal Gaussians
 - :mod:`lecturekit.flows`       Real NVP: affine couplings, masks, flows, save/load
 - :mod:`lecturekit.training`    maximum-likelihood (forward KL) training of flows
+- :mod:`lecturekit.progress`    progress bars that the book and the tests can silence
 """
 
 __version__ = "0.1.0"

@@ -19,10 +19,10 @@ import math
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from lecturekit.distributions import check_positive_int
 from lecturekit.flows import Flow
+from lecturekit.progress import progress_bar
 from lecturekit.targets import check_points
 
 __all__ = ["forward_kl_loss", "train_max_likelihood"]
@@ -55,7 +55,8 @@ def train_max_likelihood(
 
     Each step takes the next ``batch_size`` points of a random permutation of the data
     (a new one every epoch; an incomplete last batch is skipped) and does one Adam step
-    (Kingma & Ba, ICLR 2015) on :func:`forward_kl_loss`. ``data`` is moved to the flow's device and dtype. A
+    (Kingma & Ba, ICLR 2015) on :func:`forward_kl_loss`, with Adam's L2 penalty ``weight_decay``
+    (none by default). ``data`` is moved to the flow's device and dtype. A
     ``tqdm.auto`` progress bar shows the loss when ``progress`` is true.
 
     Returns the mini-batch loss of every step. Raises ``FloatingPointError`` if the loss stops
@@ -83,7 +84,7 @@ def train_max_likelihood(
     losses: list[Tensor] = []
     order = torch.randperm(n_data, device=data.device)
     start = 0
-    with tqdm(range(n_steps), disable=not progress, desc="max likelihood") as bar:
+    with progress_bar(n_steps, progress, desc="max likelihood") as bar:
         for step in bar:
             if start + batch_size > n_data:
                 order = torch.randperm(n_data, device=data.device)

@@ -11,6 +11,7 @@ import lecturekit.training as training
 from lecturekit.device import seed_everything
 from lecturekit.flows import real_nvp
 from lecturekit.targets import GaussianMixture
+from lecturekit.progress import progress_bar
 from lecturekit.training import forward_kl_loss, train_max_likelihood
 
 
@@ -70,21 +71,18 @@ def test_epochs_visit_every_point_once(monkeypatch):
         assert sorted(torch.cat(epoch)[:, 0].tolist()) == list(range(20))
 
 
-def test_progress_bar_follows_the_flag(monkeypatch, capsys):
-    calls = []
-    real_tqdm = training.tqdm
-
-    def recording_tqdm(*args, **kwargs):
-        calls.append(kwargs.get("disable"))
-        return real_tqdm(*args, **kwargs)
-
-    monkeypatch.setattr(training, "tqdm", recording_tqdm)
+def test_progress_bar_follows_the_flag_and_the_environment(monkeypatch, capsys):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert progress_bar(3, enabled=False).disable
+    shown = progress_bar(3, enabled=True)
+    assert not shown.disable
+    shown.close()
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert progress_bar(3, enabled=True).disable
+    capsys.readouterr()
     flow = real_nvp(2, n_layers=1, hidden=(4,))
-    data = torch.randn(32, 2)
-    train_max_likelihood(flow, data, n_steps=3, progress=False)
+    train_max_likelihood(flow, torch.randn(32, 2), n_steps=3, progress=True)
     assert capsys.readouterr().err == ""
-    train_max_likelihood(flow, data, n_steps=3, progress=True)
-    assert calls == [True, False]
 
 
 def test_diverging_training_raises():

@@ -26,10 +26,10 @@ from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor
-from tqdm.auto import trange
 
 from ..device import check_same_device
 from ..diagnostics import acceptance_rate
+from ..progress import progress_bar
 from ..targets import Target, check_points
 
 __all__ = [
@@ -323,7 +323,7 @@ def run_chains(
         n_chains = state.position.shape[0]
         samples = state.position.new_empty((n_steps // thin, *state.position.shape))
         accepted = torch.empty((n_steps, n_chains), dtype=torch.bool, device=state.position.device)
-        for t in trange(n_steps, disable=not progress, desc=type(kernel).__name__):
+        for t in progress_bar(n_steps, progress, desc=type(kernel).__name__):
             state, info = kernel.step(state)
             accepted[t] = info.accepted
             if (t + 1) % thin == 0:
