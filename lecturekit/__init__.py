@@ -13,6 +13,7 @@ Modules (one concept each):
 - :mod:`lecturekit.flows`       Real NVP: affine couplings, masks, flows, save/load
 - :mod:`lecturekit.training`    maximum-likelihood (forward KL) training of flows
 - :mod:`lecturekit.progress`    progress bars that the book and the tests can silence
+- :mod:`lecturekit.quadrature`  exact 2D reference answers by grid quadrature
 """
 
 __version__ = "0.1.0"

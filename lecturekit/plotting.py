@@ -24,6 +24,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
 from torch import Tensor
 
+from lecturekit.quadrature import check_limits
 from lecturekit.targets import Target
 
 __all__ = [
@@ -44,16 +45,6 @@ def _to_numpy(x: Tensor, name: str) -> np.ndarray:
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     return x.detach().cpu().to(torch.float64).numpy()  # MPS has no float64: move first
-
-
-def _check_limits(lim: Sequence[float], name: str) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in lim)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be a pair of numbers (low, high), got {lim!r}") from error
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(f"{name} must be finite with low < high, got {lim!r}")
-    return low, high
 
 
 def _check_grid_size(grid_size: int) -> None:
@@ -126,7 +117,7 @@ def plot_energy_contours(
         raise TypeError(f"target must be a lecturekit Target, got {type(target).__name__}")
     if target.dim != 2:
         raise ValueError(f"target must be two-dimensional to plot contours, got dim={target.dim}")
-    xlim, ylim = _check_limits(xlim, "xlim"), _check_limits(ylim, "ylim")
+    xlim, ylim = check_limits(xlim, "xlim"), check_limits(ylim, "ylim")
     _check_grid_size(grid_size)
     if isinstance(levels, int) and not isinstance(levels, bool):
         if levels < 2:
@@ -284,7 +275,7 @@ def plot_density(
     """
     if not callable(log_prob_fn):
         raise TypeError(f"log_prob_fn must be callable, got {type(log_prob_fn).__name__}")
-    xlim, ylim = _check_limits(xlim, "xlim"), _check_limits(ylim, "ylim")
+    xlim, ylim = check_limits(xlim, "xlim"), check_limits(ylim, "ylim")
     _check_grid_size(grid_size)
     owner_device, dtype = _infer_placement(getattr(log_prob_fn, "__self__", None))
     device = torch.device(device) if device is not None else owner_device
