@@ -42,6 +42,7 @@ __all__ = [
     "integrated_autocorr_time",
     "mcmc_ess",
     "mcse",
+    "nearest_mode",
     "normalized_weights",
 ]
 
@@ -234,3 +235,23 @@ def mcse(chain: Tensor, **kwargs: float) -> Tensor:
     ess = mcmc_ess(chain, **kwargs)
     flat = chain.reshape(-1, *chain.shape[2:]) if chain.dim() >= 2 else chain
     return torch.sqrt(flat.var(0) / ess)
+
+
+# --------------------------------------------------------------------------- modes
+
+
+def nearest_mode(x: Tensor, modes: Tensor) -> Tensor:
+    """Index of the nearest of ``modes`` (shape ``(K, dim)``) for each point of ``x`` (``(..., dim)``).
+
+    A crude but transparent way to tell which basin a sample sits in, for mode
+    occupancy plots: returns integers of shape ``x.shape[:-1]``.
+
+    >>> nearest_mode(torch.tensor([[0.9, 1.2], [-2.0, -0.5]]), torch.tensor([[1.0, 1.0], [-1.0, -1.0]]))
+    tensor([0, 1])
+    """
+    if not isinstance(x, Tensor) or not isinstance(modes, Tensor):
+        raise TypeError("x and modes must be torch.Tensors")
+    if modes.dim() != 2 or modes.shape[0] == 0 or x.dim() == 0 or x.shape[-1] != modes.shape[-1]:
+        raise ValueError(f"modes must have shape (K, dim) and x shape (..., dim); got {tuple(modes.shape)} and {tuple(x.shape)}")
+    flat = x.reshape(-1, x.shape[-1])
+    return torch.cdist(flat, modes.to(flat)).argmin(-1).reshape(x.shape[:-1])

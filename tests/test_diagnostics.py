@@ -15,6 +15,7 @@ from lecturekit.diagnostics import (
     integrated_autocorr_time,
     mcmc_ess,
     mcse,
+    nearest_mode,
     normalized_weights,
 )
 
@@ -209,3 +210,12 @@ def test_mcse_per_coordinate_shape() -> None:
 def test_autocorr_rejects_bad_input(kwargs: dict, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         integrated_autocorr_time(**kwargs)
+
+
+def test_nearest_mode_assigns_each_point_to_its_closest_mode() -> None:
+    modes = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
+    x = modes[torch.tensor([2, 0, 1, 1])] + 0.4 * torch.rand(4, 2)
+    assert torch.equal(nearest_mode(x, modes), torch.tensor([2, 0, 1, 1]))
+    assert nearest_mode(x.reshape(2, 2, 2), modes).shape == (2, 2)
+    with pytest.raises(ValueError, match="modes"):
+        nearest_mode(x, torch.zeros(3, 3))
