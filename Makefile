@@ -44,8 +44,10 @@ book: setup
 unit: setup
 	$(PYTEST) -n 2 --doctest-modules lecturekit tests
 
+# Each chapter executes once per run: in `make book`, which fails on any cell error
+# (raise_on_error) or warning (-W). pytest executes the solution notebooks with nbval.
 test: setup
-	$(PYTEST) -n 2 --dist loadscope --nbval-lax --nbval-current-env --doctest-modules lecturekit tests book solutions
+	$(PYTEST) -n 2 --dist loadscope --nbval-lax --nbval-current-env --doctest-modules lecturekit tests solutions
 	$(MAKE) book
 
 lab: setup
