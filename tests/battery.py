@@ -173,8 +173,9 @@ def kinds(spec: Spec) -> list[Kind]:
     tests = list(spec.points)
     after_solution = next(t for t in tests if is_solution_cell(_previous_nbgrader_cell(full, t)))
     after_locked = [t for t in tests if not is_solution_cell(_previous_nbgrader_cell(full, t)) and not is_test_cell(_previous_nbgrader_cell(full, t))]
+    deleted = [after_solution] + after_locked[:1]
+    test_of_fault = next(t for t in tests if fault in spec.depends[t])
     first_solution = spec.solutions[0]
-    test_of_first = next(t for t in tests if first_solution in spec.depends[t])
     zero = dict.fromkeys(spec.points, 0.0)
 
     battery = [
@@ -188,8 +189,8 @@ def kinds(spec: Spec) -> list[Kind]:
         Kind("exit", f"exit() at the top of {fault}: the kernel shuts down; the cell is disabled, the notebook re-run", {name: _bytes(_prefix(full, fault, "exit()\n"))}, spec.scores({fault}), REVIEW),
         Kind("kernel-death", f"os._exit(1) at the top of {fault}: the cell is disabled, the notebook re-run", {name: _bytes(_prefix(full, fault, "import os\nos._exit(1)\n"))}, spec.scores({fault}), REVIEW),
         Kind("edited-test", f"the mistake in {wrong_cell}, and its tests replaced by a print", {name: _bytes(_replace(wrong_nb, {t: 'print("all tests passed")' for t in tests if wrong & set(spec.depends[t])}))}, spec.scores(wrong), GRADED),
-        Kind("deleted-test", f"full solution, test cell {after_solution} (after a solution cell) deleted", {name: _bytes(_delete(full, {after_solution}))}, all_points, GRADED),
-        Kind("deleted-solution-and-test", f"solution cell {first_solution} and its test {test_of_first} deleted", {name: _bytes(_delete(full, {first_solution, test_of_first}))}, spec.scores({first_solution}), GRADED),
+        Kind("deleted-tests", f"full solution, test cells {', '.join(deleted)} deleted (after a solution cell{' and after a locked cell' if after_locked else ''})", {name: _bytes(_delete(full, set(deleted)))}, all_points, GRADED),
+        Kind("deleted-solution-and-test", f"solution cell {fault} and its test {test_of_fault} deleted", {name: _bytes(_delete(full, {fault, test_of_fault}))}, spec.scores({fault}), GRADED),
         Kind("default-dtype", "full solution that calls torch.set_default_dtype(torch.float64) first", {name: _bytes(_prefix(full, spec.solutions[0], "torch.set_default_dtype(torch.float64)\n"))}, all_points, GRADED),
         Kind("cheat-patch", f"the mistake in {wrong_cell}, with torch.allclose/isclose/equal replaced", {name: _bytes(_prefix(wrong_nb, wrong_cell, PATCH_TORCH))}, spec.scores(wrong, failing=after_cheat), REVIEW, flagged=True),
         Kind("cheat-ast", f"the mistake in {wrong_cell}, with an AST transformer that strips assert", {name: _bytes(_prefix(wrong_nb, wrong_cell, STRIP_ASSERTS))}, spec.scores(wrong, failing=after_cheat), REVIEW, flagged=True),
@@ -200,9 +201,6 @@ def kinds(spec: Spec) -> list[Kind]:
         Kind("invalid-json", "a notebook file cut in half", {name: _bytes(full)[: len(_bytes(full)) // 2]}, None, NOT_GRADED),
         Kind("no-submission", "on the roster, handed in nothing", {}, None, NO_SUBMISSION),
     ]
-    if after_locked:
-        test = after_locked[0]
-        battery.insert(11, Kind("deleted-test-after-locked", f"full solution, test cell {test} (after a locked cell) deleted", {name: _bytes(_delete(full, {test}))}, all_points, GRADED))
     return battery
 
 
