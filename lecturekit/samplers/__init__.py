@@ -1,6 +1,15 @@
-"""Samplers: importance sampling and vectorised Metropolis-Hastings MCMC."""
+"""Samplers: importance sampling, vectorised Metropolis-Hastings MCMC, flow-proposal MCMC."""
 
-from .importance import ImportanceResult, Proposal, importance_sample, self_normalized_expectation
+from .flow_mcmc import FlowIndependenceMetropolis, independence_log_acceptance_ratio
+from .importance import (
+    Estimate,
+    ImportanceResult,
+    Proposal,
+    importance_sample,
+    log_partition_estimate,
+    reweighted_expectation,
+    self_normalized_expectation,
+)
 from .mcmc import (
     MALA,
     ChainResult,
@@ -17,6 +26,8 @@ from .mcmc import (
 __all__ = [
     "MALA",
     "ChainResult",
+    "Estimate",
+    "FlowIndependenceMetropolis",
     "ImportanceResult",
     "Kernel",
     "MCMCState",
@@ -25,8 +36,11 @@ __all__ = [
     "StepInfo",
     "check_target_device",
     "importance_sample",
+    "independence_log_acceptance_ratio",
+    "log_partition_estimate",
     "metropolis_accept",
     "metropolis_update",
+    "reweighted_expectation",
     "run_chains",
     "self_normalized_expectation",
 ]
