@@ -1,5 +1,6 @@
-"""Samplers: importance sampling and vectorised Metropolis-Hastings MCMC."""
+"""Samplers: importance sampling and vectorised Metropolis-Hastings MCMC (RW, MALA, HMC)."""
 
+from .hmc import HMC
 from .importance import ImportanceResult, Proposal, importance_sample, self_normalized_expectation
 from .mcmc import (
     MALA,
@@ -15,6 +16,7 @@ from .mcmc import (
 )
 
 __all__ = [
+    "HMC",
     "MALA",
     "ChainResult",
     "ImportanceResult",
