@@ -1,21 +1,46 @@
-r"""Training flows by maximum likelihood (Section 2.1: "maximum likelihood + SGD").
+r"""Training flows: by data (maximum likelihood), by energy (reverse KL), or both.
 
-Given data :math:`x_1,\dots,x_N` from an unknown density :math:`\rho_*`, maximum
-likelihood minimises
+**Maximum likelihood** (Section 2.1). Given data :math:`x_1,\dots,x_N` from an unknown
+density :math:`\rho_*`, minimise
 
 .. math::
 
-    L(\theta) = -\frac1N\sum_{i=1}^N \log\rho_\theta(x_i)
+    L_\mathrm{ML}(\theta) = -\frac1N\sum_{i=1}^N \log\rho_\theta(x_i)
               = \mathrm{KL}(\rho_*\,\|\,\rho_\theta) - \mathbb{E}_{\rho_*}[\log\rho_*] + O(N^{-1/2}),
 
 the *forward* Kullback-Leibler divergence up to a constant (Papamakarios et al., JMLR 2021,
-sec. 2.3.1). It needs samples of the target but never its density; the flow's exact
-log-density (:meth:`lecturekit.flows.Flow.log_prob`) makes the loss exact.
+sec. 2.3.1). It needs samples of the target but never its density.
+
+**Variational inference** (Section 3.1; Rezende & Mohamed, ICML 2015). Given the target's
+unnormalised log-density :math:`\log\rho_*(x) = -U(x) - \log Z` but no data, minimise the
+*reverse* KL divergence, estimated on the flow's own samples:
+
+.. math::
+
+    \mathrm{KL}(\rho_\theta\,\|\,\rho_*) + \log Z
+        = \mathbb{E}_{z\sim\rho_B}\big[\log\rho_\theta(T_\theta(z)) + U(T_\theta(z))\big]
+        \approx \frac1n\sum_{i=1}^n \big[\log\rho_\theta(x_i) + U(x_i)\big],
+        \quad x_i = T_\theta(z_i).
+
+Writing :math:`x_i = T_\theta(z_i)` with :math:`z_i` drawn from a fixed base makes the
+estimate differentiable in :math:`\theta` (the reparametrisation trick), and its gradient
+is an unbiased estimate of the gradient of the KL. An inverse temperature :math:`\beta`
+targets :math:`\rho_*^\beta \propto e^{-\beta U}` instead (annealing, Section 4).
+
+**Boltzmann generators** (Noé, Olsson, Köhler & Wu, Science 2019) minimise
+:math:`L_\mathrm{KL} + \lambda L_\mathrm{ML}`: training by energy plus a little data.
+
+All three share one loop (:func:`train_flow`): Adam (Kingma & Ba, ICLR 2015), optional
+gradient-norm clipping and cosine learning-rate decay, a ``tqdm`` bar, and a check that the
+loss stays finite. The loop never reads a number back from the device inside a step
+(every ``.item()`` waits for a GPU); it looks at the losses every ``check_every`` steps.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -23,9 +48,59 @@ from torch import Tensor
 from lecturekit.distributions import check_positive_int
 from lecturekit.flows import Flow
 from lecturekit.progress import progress_bar
-from lecturekit.targets import check_points
+from lecturekit.targets import Target, check_points
 
-__all__ = ["forward_kl_loss", "train_max_likelihood"]
+__all__ = [
+    "StepResult",
+    "TrainingHistory",
+    "boltzmann_generator_loss",
+    "forward_kl_loss",
+    "reverse_kl_loss",
+    "reverse_kl_terms",
+    "train_boltzmann_generator",
+    "train_flow",
+    "train_max_likelihood",
+    "train_reverse_kl",
+]
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_flow(flow: object) -> Flow:
+    if not isinstance(flow, Flow):
+        raise TypeError(f"flow must be a lecturekit Flow, got {type(flow).__name__}")
+    return flow
+
+
+def _check_target(target: object, flow: Flow) -> Target:
+    if not isinstance(target, Target):
+        raise TypeError(f"target must be a lecturekit.targets.Target, got {type(target).__name__}")
+    if target.dim != flow.dim:
+        raise ValueError(f"target.dim={target.dim} does not match flow.dim={flow.dim}")
+    return target
+
+
+def _check_number(value: object, name: str, strict: bool = True) -> float:
+    """``value`` as a float if it is a finite number, positive (``strict``) or non-negative."""
+    expected = "a positive finite number" if strict else "a non-negative finite number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be {expected}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value < 0 or (strict and value == 0):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return float(value)
+
+
+def _check_data(data: object, dim: int) -> Tensor:
+    check_points(data, dim, "data")  # type: ignore[arg-type]
+    assert isinstance(data, Tensor)
+    if data.dim() != 2 or data.shape[0] == 0:
+        raise ValueError(f"data must have shape (N, {dim}) with N >= 1, got {tuple(data.shape)}")
+    if not bool(torch.isfinite(data).all()):
+        raise ValueError("data must be finite (it contains nan or inf)")
+    return data
 
 
 def _flow_tensor(flow: Flow) -> Tensor:
@@ -34,12 +109,213 @@ def _flow_tensor(flow: Flow) -> Tensor:
     raise ValueError("flow has no parameters to train")
 
 
+# --------------------------------------------------------------------------- losses
+
+
 def forward_kl_loss(flow: Flow, data: Tensor) -> Tensor:
     r"""Negative mean log-likelihood :math:`-\frac1N\sum_i\log\rho_\theta(x_i)` of ``data`` of shape ``(N, dim)``."""
-    if not isinstance(flow, Flow):
-        raise TypeError(f"flow must be a lecturekit Flow, got {type(flow).__name__}")
+    _check_flow(flow)
     check_points(data, flow.dim, "data")
     return -flow.log_prob(data).mean()
+
+
+def reverse_kl_terms(flow: Flow, target: Target, n_samples: int, beta: float = 1.0) -> Tensor:
+    r"""Per-sample terms :math:`\log\rho_\theta(x_i) + \beta U(x_i)` on ``n_samples`` fresh flow samples.
+
+    Here :math:`U = -\log\rho_*` up to a constant, i.e. ``-target.log_prob`` (which already
+    includes the target's own inverse temperature), and :math:`x_i = T_\theta(z_i)` is
+    reparametrised, so the terms carry gradients. Their mean is :func:`reverse_kl_loss`;
+    their negatives are the importance log-weights :math:`\log w_i` of the samples towards
+    :math:`\rho_*^\beta`. Returns shape ``(n_samples,)``.
+    """
+    _check_flow(flow)
+    _check_target(target, flow)
+    check_positive_int(n_samples, "n_samples")
+    beta = _check_number(beta, "beta")
+    x, log_q = flow.sample_and_log_prob(n_samples)
+    log_p = target.log_prob(x)
+    return log_q - log_p if beta == 1.0 else log_q - beta * log_p
+
+
+def reverse_kl_loss(flow: Flow, target: Target, n_samples: int, beta: float = 1.0) -> Tensor:
+    r"""Reparametrised estimate of :math:`\mathrm{KL}(\rho_\theta\,\|\,\rho_*^\beta) + \log Z_\beta`.
+
+    .. math::
+
+        L_\mathrm{KL}(\theta) = \frac1n\sum_{i=1}^n\big[\log\rho_\theta(x_i) + \beta U(x_i)\big],
+        \qquad x_i = T_\theta(z_i),\ z_i\sim\rho_B,
+
+    with :math:`U = -` ``target.log_prob`` (Rezende & Mohamed, ICML 2015). The estimate
+    and its gradient are unbiased; the constant :math:`\log Z_\beta` (unknown) does not
+    move the minimum, and :math:`L_\mathrm{KL} \ge -\log Z_\beta` with equality only when
+    :math:`\rho_\theta = \rho_*^\beta / Z_\beta`.
+
+    >>> from lecturekit.flows import real_nvp
+    >>> from lecturekit.targets import GaussianMixture
+    >>> loss = reverse_kl_loss(real_nvp(2, n_layers=2), GaussianMixture(torch.zeros(1, 2)), 64)
+    >>> loss.shape, loss.requires_grad
+    (torch.Size([]), True)
+    """
+    return reverse_kl_terms(flow, target, n_samples, beta).mean()
+
+
+def boltzmann_generator_loss(
+    flow: Flow, target: Target, data: Tensor, n_samples: int, ml_weight: float = 1.0, beta: float = 1.0
+) -> Tensor:
+    r"""The Boltzmann generator's loss :math:`L_\mathrm{KL} + \lambda L_\mathrm{ML}` (Noé et al., Science 2019).
+
+    :math:`L_\mathrm{KL}` is :func:`reverse_kl_loss` on ``n_samples`` flow samples,
+    :math:`L_\mathrm{ML}` is :func:`forward_kl_loss` on ``data`` (shape ``(N, dim)``),
+    and :math:`\lambda` is ``ml_weight`` (0 gives pure variational inference).
+    """
+    ml_weight = _check_number(ml_weight, "ml_weight", strict=False)
+    return reverse_kl_loss(flow, target, n_samples, beta) + ml_weight * forward_kl_loss(flow, data)
+
+
+# --------------------------------------------------------------------------- one training loop
+
+
+class StepResult(NamedTuple):
+    """What a loss function hands to :func:`train_flow` for one step."""
+
+    loss: Tensor  #: scalar, with a graph to the flow's parameters
+    log_weights: Tensor | None = None  #: ``(n,)`` importance log-weights of the flow samples, if any
+
+
+class TrainingHistory(NamedTuple):
+    """What a training run returns, one entry per optimisation step."""
+
+    loss: list[float]  #: the mini-batch loss
+    #: Kish's effective sample size of the step's flow samples as importance samples of the
+    #: target, as a *fraction* of the batch size (in (0, 1]); empty for maximum likelihood.
+    ess: list[float]
+
+
+def _ess_fraction(log_weights: Tensor) -> Tensor:
+    """Kish ESS / n from log-weights, on the device, without a sync (``-inf`` weights count as zero)."""
+    log_weights = log_weights.detach()
+    log_weights = torch.where(torch.isnan(log_weights), -math.inf, log_weights)
+    ess = torch.exp(2 * torch.logsumexp(log_weights, 0) - torch.logsumexp(2 * log_weights, 0))
+    return ess.nan_to_num(0.0) / log_weights.shape[0]
+
+
+def train_flow(
+    flow: Flow,
+    step_loss: Callable[[int], StepResult],
+    n_steps: int,
+    lr: float = 1e-3,
+    max_grad_norm: float | None = None,
+    weight_decay: float = 0.0,
+    lr_schedule: str = "constant",
+    progress: bool = False,
+    desc: str = "training",
+    check_every: int = 50,
+) -> TrainingHistory:
+    """The one optimisation loop behind every trainer here.
+
+    ``step_loss(step)`` returns a :class:`StepResult` for step ``step``; the loop takes one
+    Adam step on its loss (Kingma & Ba, ICLR 2015, with L2 penalty ``weight_decay``),
+    after clipping the gradients' global norm to ``max_grad_norm`` (no clipping if
+    ``None``). ``lr_schedule="cosine"`` decays the learning rate from ``lr`` to 0 along a
+    half cosine over the ``n_steps`` (Loshchilov & Hutter, ICLR 2017).
+
+    Losses and ESS stay on the device and are read back every ``check_every`` steps (and
+    at the end); a non-finite loss then raises ``FloatingPointError`` naming the first bad
+    step, and the flow is put back to its parameters at the last check, all of whose
+    losses were finite. Returns a :class:`TrainingHistory`.
+    """
+    _check_flow(flow)
+    if not callable(step_loss):
+        raise TypeError(f"step_loss must be a callable step -> StepResult, got {type(step_loss).__name__}")
+    check_positive_int(n_steps, "n_steps")
+    check_positive_int(check_every, "check_every")
+    lr = _check_number(lr, "lr")
+    weight_decay = _check_number(weight_decay, "weight_decay", strict=False)
+    if max_grad_norm is not None:
+        max_grad_norm = _check_number(max_grad_norm, "max_grad_norm")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    parameters = [p for p in flow.parameters() if p.requires_grad]
+    if not parameters:
+        raise ValueError("flow has no parameters to train")
+
+    optimizer = torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_steps) if lr_schedule == "cosine" else None
+    )
+    losses: list[Tensor] = []
+    ess: list[Tensor] = []
+    checked = 0  # losses[:checked] are known to be finite
+    snapshot = [p.detach().clone() for p in parameters]
+    with progress_bar(n_steps, progress, desc=desc) as bar:
+        for step in bar:
+            result = step_loss(step)
+            if not isinstance(result, StepResult):
+                raise TypeError(f"step_loss must return a StepResult, got {type(result).__name__}")
+            optimizer.zero_grad(set_to_none=True)
+            result.loss.backward()
+            if max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm, foreach=True)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            losses.append(result.loss.detach())
+            if result.log_weights is not None:
+                ess.append(_ess_fraction(result.log_weights))
+            if (step + 1) % check_every == 0 or step == n_steps - 1:
+                recent = torch.stack(losses[checked:])
+                if not bool(torch.isfinite(recent).all()):  # one sync per check_every steps
+                    with torch.no_grad():
+                        for p, saved in zip(parameters, snapshot):
+                            p.copy_(saved)
+                    _raise_first_non_finite(losses)
+                checked = len(losses)
+                snapshot = [p.detach().clone() for p in parameters]
+                postfix = {"loss": f"{float(recent[-1]):.4f}"}
+                if ess:
+                    postfix["ess"] = f"{float(ess[-1]):.3f}"
+                bar.set_postfix(postfix)
+    return TrainingHistory(
+        torch.stack(losses).cpu().tolist(), torch.stack(ess).cpu().tolist() if ess else []
+    )
+
+
+def _raise_first_non_finite(losses: list[Tensor]) -> None:
+    history = torch.stack(losses).cpu().tolist()
+    step = next(i for i, value in enumerate(history) if not math.isfinite(value))
+    raise FloatingPointError(
+        f"loss became {history[step]} at step {step}; lower lr, clip gradients (max_grad_norm) or lower "
+        "scale_bound. The flow is restored to its parameters at the last finite check."
+    )
+
+
+class _DataBatches:
+    """Mini-batches of ``batch_size`` rows: the next rows of a random permutation, a new one every epoch.
+
+    An incomplete last batch is skipped; ``batch_size`` is capped at the number of rows.
+    """
+
+    def __init__(self, data: Tensor, batch_size: int) -> None:
+        self.data = data
+        self.batch_size = min(batch_size, data.shape[0])
+        self.order = torch.randperm(data.shape[0], device=data.device)
+        self.start = 0
+
+    def next(self) -> Tensor:
+        if self.start + self.batch_size > self.data.shape[0]:
+            self.order = torch.randperm(self.data.shape[0], device=self.data.device)
+            self.start = 0
+        batch = self.data[self.order[self.start : self.start + self.batch_size]]
+        self.start += self.batch_size
+        return batch
+
+
+def _prepare_data(flow: Flow, data: Tensor) -> Tensor:
+    reference = _flow_tensor(flow)
+    return _check_data(data, flow.dim).detach().to(device=reference.device, dtype=reference.dtype)
+
+
+# --------------------------------------------------------------------------- the three trainers
 
 
 def train_max_likelihood(
@@ -50,62 +326,118 @@ def train_max_likelihood(
     lr: float = 1e-3,
     progress: bool = False,
     weight_decay: float = 0.0,
+    max_grad_norm: float | None = None,
+    lr_schedule: str = "constant",
 ) -> list[float]:
     """Fit ``flow`` to ``data`` (shape ``(N, dim)``) by maximum likelihood with Adam.
 
     Each step takes the next ``batch_size`` points of a random permutation of the data
     (a new one every epoch; an incomplete last batch is skipped) and does one Adam step
-    (Kingma & Ba, ICLR 2015) on :func:`forward_kl_loss`, with Adam's L2 penalty ``weight_decay``
-    (none by default). ``data`` is moved to the flow's device and dtype. A
-    ``tqdm.auto`` progress bar shows the loss when ``progress`` is true.
+    on :func:`forward_kl_loss` (see :func:`train_flow` for ``lr``, ``weight_decay``,
+    ``max_grad_norm`` and ``lr_schedule``). ``data`` is moved to the flow's device and
+    dtype. A ``tqdm.auto`` progress bar shows the loss when ``progress`` is true.
 
-    Returns the mini-batch loss of every step. Raises ``FloatingPointError`` if the loss stops
-    being finite (lower ``lr`` or ``scale_bound``).
+    Returns the mini-batch loss of every step (a list: there is no ESS without a target).
+    Raises ``FloatingPointError`` if the loss stops being finite.
     """
-    if not isinstance(flow, Flow):
-        raise TypeError(f"flow must be a lecturekit Flow, got {type(flow).__name__}")
-    check_points(data, flow.dim, "data")
-    if data.dim() != 2 or data.shape[0] == 0:
-        raise ValueError(f"data must have shape (N, {flow.dim}) with N >= 1, got {tuple(data.shape)}")
-    if not bool(torch.isfinite(data).all()):
-        raise ValueError("data must be finite (it contains nan or inf)")
+    _check_flow(flow)
     check_positive_int(n_steps, "n_steps")
     check_positive_int(batch_size, "batch_size")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not 0 <= weight_decay < math.inf:
-        raise ValueError(f"weight_decay must be a non-negative finite number, got {weight_decay!r}")
-    reference = _flow_tensor(flow)
-    data = data.detach().to(device=reference.device, dtype=reference.dtype)
-    n_data = data.shape[0]
-    batch_size = min(batch_size, n_data)
+    batches = _DataBatches(_prepare_data(flow, data), batch_size)
 
-    optimizer = torch.optim.Adam(flow.parameters(), lr=lr, weight_decay=weight_decay)
-    losses: list[Tensor] = []
-    order = torch.randperm(n_data, device=data.device)
-    start = 0
-    with progress_bar(n_steps, progress, desc="max likelihood") as bar:
-        for step in bar:
-            if start + batch_size > n_data:
-                order = torch.randperm(n_data, device=data.device)
-                start = 0
-            batch = data[order[start : start + batch_size]]
-            start += batch_size
-            loss = forward_kl_loss(flow, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.detach())
-            # Read the loss back only now and then: every .item() waits for the GPU.
-            if step % 50 == 0 or step == n_steps - 1:
-                value = float(losses[-1])
-                if not math.isfinite(value):
-                    _raise_first_non_finite(losses)
-                bar.set_postfix(loss=f"{value:.4f}")
-    return torch.stack(losses).cpu().tolist()
+    def step_loss(step: int) -> StepResult:
+        return StepResult(forward_kl_loss(flow, batches.next()))
+
+    history = train_flow(
+        flow, step_loss, n_steps, lr=lr, max_grad_norm=max_grad_norm, weight_decay=weight_decay,
+        lr_schedule=lr_schedule, progress=progress, desc="max likelihood",
+    )
+    return history.loss
 
 
-def _raise_first_non_finite(losses: list[Tensor]) -> None:
-    history = torch.stack(losses).cpu().tolist()
-    step = next(i for i, value in enumerate(history) if not math.isfinite(value))
-    raise FloatingPointError(f"loss became {history[step]} at step {step}; lower lr or scale_bound")
+def train_reverse_kl(
+    flow: Flow,
+    target: Target,
+    n_steps: int,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    beta: float = 1.0,
+    max_grad_norm: float | None = None,
+    weight_decay: float = 0.0,
+    lr_schedule: str = "constant",
+    progress: bool = False,
+) -> TrainingHistory:
+    r"""Train ``flow`` towards ``target`` by energy alone: variational inference.
+
+    Each step draws ``batch_size`` fresh flow samples and takes one Adam step on
+    :func:`reverse_kl_loss` at inverse temperature ``beta`` (see :func:`train_flow` for the
+    other settings). Returns a :class:`TrainingHistory`: the loss, which estimates
+    :math:`\mathrm{KL}(\rho_\theta\|\rho_*^\beta) - \log Z_\beta`, and the Kish ESS fraction of
+    every batch. Reverse KL is *mode seeking*: a flow that never puts samples in a mode
+    gets no gradient to find it (mode collapse, Section 3.1).
+
+    >>> from lecturekit.flows import real_nvp
+    >>> from lecturekit.targets import GaussianMixture
+    >>> history = train_reverse_kl(real_nvp(2, n_layers=2), GaussianMixture(torch.ones(1, 2)), n_steps=3)
+    >>> len(history.loss), len(history.ess)
+    (3, 3)
+    """
+    _check_flow(flow)
+    _check_target(target, flow)
+    check_positive_int(batch_size, "batch_size")
+    beta = _check_number(beta, "beta")
+
+    def step_loss(step: int) -> StepResult:
+        terms = reverse_kl_terms(flow, target, batch_size, beta)
+        return StepResult(terms.mean(), -terms)
+
+    return train_flow(
+        flow, step_loss, n_steps, lr=lr, max_grad_norm=max_grad_norm, weight_decay=weight_decay,
+        lr_schedule=lr_schedule, progress=progress, desc="reverse KL",
+    )
+
+
+def train_boltzmann_generator(
+    flow: Flow,
+    target: Target,
+    data: Tensor,
+    n_steps: int,
+    batch_size: int = 256,
+    data_batch_size: int | None = None,
+    ml_weight: float = 1.0,
+    lr: float = 1e-3,
+    beta: float = 1.0,
+    max_grad_norm: float | None = None,
+    weight_decay: float = 0.0,
+    lr_schedule: str = "constant",
+    progress: bool = False,
+) -> TrainingHistory:
+    r"""Train ``flow`` on :math:`L_\mathrm{KL} + \lambda L_\mathrm{ML}`: energy plus a small data set.
+
+    Each step draws ``batch_size`` flow samples for the reverse KL (:func:`reverse_kl_loss`,
+    inverse temperature ``beta``) and takes the next ``data_batch_size`` rows (default:
+    ``batch_size``, capped at ``len(data)``) of ``data`` (shape ``(N, dim)``, moved to the flow's
+    device and dtype) for maximum likelihood, weighted by ``ml_weight`` :math:`=\lambda`
+    (Noé et al., Science 2019). Returns a :class:`TrainingHistory` (the ESS is that of the
+    flow samples).
+    """
+    _check_flow(flow)
+    _check_target(target, flow)
+    check_positive_int(n_steps, "n_steps")
+    check_positive_int(batch_size, "batch_size")
+    if data_batch_size is None:
+        data_batch_size = batch_size
+    check_positive_int(data_batch_size, "data_batch_size")
+    ml_weight = _check_number(ml_weight, "ml_weight", strict=False)
+    beta = _check_number(beta, "beta")
+    batches = _DataBatches(_prepare_data(flow, data), data_batch_size)
+
+    def step_loss(step: int) -> StepResult:
+        terms = reverse_kl_terms(flow, target, batch_size, beta)
+        loss = terms.mean() + ml_weight * forward_kl_loss(flow, batches.next())
+        return StepResult(loss, -terms)
+
+    return train_flow(
+        flow, step_loss, n_steps, lr=lr, max_grad_norm=max_grad_norm, weight_decay=weight_decay,
+        lr_schedule=lr_schedule, progress=progress, desc="Boltzmann generator",
+    )

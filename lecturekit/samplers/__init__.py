@@ -1,7 +1,16 @@
-"""Samplers: importance sampling and vectorised Metropolis-Hastings MCMC (RW, MALA, HMC)."""
+"""Samplers: importance sampling, vectorised Metropolis-Hastings MCMC (RW, MALA, HMC), flow-proposal MCMC."""
 
+from .flow_mcmc import FlowIndependenceMetropolis, independence_log_acceptance_ratio
 from .hmc import HMC
-from .importance import ImportanceResult, Proposal, importance_sample, self_normalized_expectation
+from .importance import (
+    Estimate,
+    ImportanceResult,
+    Proposal,
+    importance_sample,
+    log_partition_estimate,
+    reweighted_expectation,
+    self_normalized_expectation,
+)
 from .mcmc import (
     MALA,
     ChainResult,
@@ -19,6 +28,8 @@ __all__ = [
     "HMC",
     "MALA",
     "ChainResult",
+    "Estimate",
+    "FlowIndependenceMetropolis",
     "ImportanceResult",
     "Kernel",
     "MCMCState",
@@ -27,8 +38,11 @@ __all__ = [
     "StepInfo",
     "check_target_device",
     "importance_sample",
+    "independence_log_acceptance_ratio",
+    "log_partition_estimate",
     "metropolis_accept",
     "metropolis_update",
+    "reweighted_expectation",
     "run_chains",
     "self_normalized_expectation",
 ]

@@ -29,7 +29,15 @@ from ..diagnostics import ess_from_log_weights, normalized_weights
 from ..targets import Target, check_points
 from .mcmc import check_target_device
 
-__all__ = ["ImportanceResult", "Proposal", "importance_sample", "self_normalized_expectation"]
+__all__ = [
+    "Estimate",
+    "ImportanceResult",
+    "Proposal",
+    "importance_sample",
+    "log_partition_estimate",
+    "reweighted_expectation",
+    "self_normalized_expectation",
+]
 
 
 @runtime_checkable
@@ -75,6 +83,75 @@ def self_normalized_expectation(f_values: Tensor, log_weights: Tensor) -> Tensor
     return weights.to(f_values.dtype) @ f_values
 
 
+class Estimate(NamedTuple):
+    """A Monte Carlo estimate and its standard error (tensors of the same shape)."""
+
+    value: Tensor
+    stderr: Tensor
+
+
+def log_partition_estimate(log_weights: Tensor) -> Estimate:
+    r"""Estimate of :math:`\log Z` from importance log-weights, with its delta-method standard error.
+
+    With a *normalised* proposal :math:`\rho_p` and an unnormalised target
+    :math:`\tilde\rho_* = Z\rho_*`, the weights :math:`w_i = \tilde\rho_*(x_i)/\rho_p(x_i)` have
+    mean :math:`Z`, so
+
+    .. math::
+
+        \widehat{\log Z} = \log\frac1N\sum_{i=1}^N w_i,
+        \qquad
+        \operatorname{se}\big(\widehat{\log Z}\big) \approx \frac{\hat\sigma_w}{\sqrt N\,\bar w}
+        \approx \sqrt{\frac{1}{\mathrm{ESS}} - \frac1N},
+
+    the delta method on :math:`\log\bar w` (:math:`\hat\sigma_w` the sample standard
+    deviation of the weights, ESS Kish's). :math:`\widehat{\log Z}` is biased low by about
+    :math:`\operatorname{se}^2/2` (Jensen), which is small when the standard error is.
+    Both numbers are only as good as the weights' variance estimate: a proposal that
+    misses a mode gives a confident, wrong answer (Section 3.1).
+
+    ``log_weights`` has shape ``(n,)`` with ``n >= 2``; ``-inf`` entries are zero weights.
+
+    >>> value, stderr = log_partition_estimate(torch.log(torch.tensor([1.0, 3.0])))
+    >>> round(float(value.exp()), 4), round(float(stderr), 4)
+    (2.0, 0.5)
+    """
+    weights = normalized_weights(log_weights)
+    if log_weights.dim() != 1 or log_weights.shape[0] < 2:
+        raise ValueError(f"log_weights must have shape (n,) with n >= 2, got {tuple(log_weights.shape)}")
+    n = log_weights.shape[0]
+    value = torch.logsumexp(log_weights, 0) - math.log(n)
+    # w_i / w_bar = n * normalised weight; its sample variance / n is the relative variance of w_bar
+    relative = n * weights
+    stderr = torch.sqrt(relative.var() / n)
+    return Estimate(value, stderr)
+
+
+def reweighted_expectation(f_values: Tensor, log_weights: Tensor) -> Estimate:
+    r"""Self-normalised estimate of :math:`\mathbb{E}_{\rho_*}[f]` with its delta-method standard error.
+
+    .. math::
+
+        \hat\mu = \sum_i \bar w_i f(x_i), \qquad
+        \operatorname{se}(\hat\mu) \approx \Big(\sum_i \bar w_i^2 \big(f(x_i) - \hat\mu\big)^2\Big)^{1/2},
+
+    with :math:`\bar w = \operatorname{softmax}(\log w)` (Owen, *Monte Carlo theory, methods
+    and examples*, 2013, ch. 9). ``f_values`` has shape ``(n,)`` or ``(n, k)``;
+    ``log_weights`` shape ``(n,)``. With equal weights the error is the usual
+    :math:`\hat\sigma_f/\sqrt n` (up to a factor :math:`\sqrt{(n-1)/n}`).
+
+    >>> estimate = reweighted_expectation(torch.tensor([1.0, 3.0]), torch.zeros(2))
+    >>> float(estimate.value), round(float(estimate.stderr), 4)
+    (2.0, 0.7071)
+    """
+    value = self_normalized_expectation(f_values, log_weights)
+    weights = normalized_weights(log_weights).to(value.dtype)
+    f_values = f_values.to(value.dtype)
+    residual = f_values - value
+    squared = weights.square() @ residual.square()
+    return Estimate(value, torch.sqrt(squared))
+
+
 class ImportanceResult(NamedTuple):
     """Samples from the proposal and their unnormalised log-weights."""
 
@@ -92,6 +169,17 @@ class ImportanceResult(NamedTuple):
     def expectation(self, f_values: Tensor) -> Tensor:
         """Self-normalised estimate of :math:`\\mathbb{E}_{\\rho_*}[f]` from ``f(samples)``."""
         return self_normalized_expectation(f_values, self.log_weights)
+
+    def expectation_with_error(self, f_values: Tensor) -> Estimate:
+        """:meth:`expectation` and its standard error (:func:`reweighted_expectation`)."""
+        return reweighted_expectation(f_values, self.log_weights)
+
+    def log_partition(self) -> Estimate:
+        """:math:`\\log Z` of the target's ``log_prob`` and its standard error (:func:`log_partition_estimate`).
+
+        Needs a proposal with a *normalised* ``log_prob``, such as a flow.
+        """
+        return log_partition_estimate(self.log_weights)
 
 
 def importance_sample(target: Target, proposal: Proposal, n: int) -> ImportanceResult:

@@ -52,6 +52,8 @@ class MCMCState(NamedTuple):
     position: Tensor  #: ``(n_chains, dim)``
     log_prob: Tensor  #: ``(n_chains,)``, the target's log-density at ``position``
     score: Tensor | None = None  #: ``(n_chains, dim)``, its gradient (MALA); ``None`` for RW
+    #: ``(n_chains,)``, an independence proposal's log-density at ``position`` (flow IMH); else ``None``
+    proposal_log_prob: Tensor | None = None
 
 
 class StepInfo(NamedTuple):
@@ -90,10 +92,12 @@ def metropolis_update(
     Non-finite log-ratios become :math:`-\\infty` and are rejected: :math:`-\\infty`
     outside the target's support, NaN (e.g. a score of NaN there) or :math:`+\\infty`
     from a broken target. Accepted chains take the proposal's position and cached
-    ``log_prob``/``score``, the others keep theirs.
+    ``log_prob``/``score``/``proposal_log_prob``, the others keep theirs.
     """
     if (state.score is None) != (proposal.score is None):
         raise ValueError("state and proposal must both cache a score, or neither")
+    if (state.proposal_log_prob is None) != (proposal.proposal_log_prob is None):
+        raise ValueError("state and proposal must both cache a proposal_log_prob, or neither")
     log_ratio = log_acceptance_ratio.nan_to_num(nan=-math.inf, posinf=-math.inf, neginf=-math.inf)
     accepted = metropolis_accept(log_ratio)
     move = torch.stack([accepted] * state.position.shape[-1], dim=-1)  # a full-size mask: faster torch.where
@@ -101,6 +105,9 @@ def metropolis_update(
         position=torch.where(move, proposal.position, state.position),
         log_prob=torch.where(accepted, proposal.log_prob, state.log_prob),
         score=None if state.score is None else torch.where(move, proposal.score, state.score),
+        proposal_log_prob=None
+        if state.proposal_log_prob is None
+        else torch.where(accepted, proposal.proposal_log_prob, state.proposal_log_prob),
     )
     return new_state, StepInfo(accepted, log_ratio)
 
