@@ -173,7 +173,8 @@ def lattice_flow(
     The defaults are the architecture of Albergo et al.'s tutorial (arXiv:2101.08176):
     16 couplings, conditioners with hidden channels (8, 8) and 3x3 kernels. ``base``
     defaults to :class:`~lecturekit.distributions.StandardNormal` of dimension ``L * L``;
-    the flow starts as the identity map.
+    the flow starts as the identity map. :func:`~lecturekit.flows.save_flow` and
+    :func:`~lecturekit.flows.load_flow` store and rebuild it.
 
     >>> lattice_flow(8).sample(2).shape
     torch.Size([2, 64])
@@ -188,4 +189,14 @@ def lattice_flow(
     elif getattr(base, "dim", None) != L * L:
         raise ValueError(f"base must have dim L * L = {L * L}, got {getattr(base, 'dim', None)!r}")
     layers = [ConvAffineCoupling(L, i % 2, hidden, kernel_size, scale_bound, activation) for i in range(n_layers)]
-    return Flow(base, layers)
+    flow = Flow(base, layers)
+    flow.settings = {  # for lecturekit.flows.save_flow / load_flow
+        "builder": "lattice_flow",
+        "L": L,
+        "n_layers": n_layers,
+        "hidden": list(hidden),
+        "kernel_size": kernel_size,
+        "scale_bound": scale_bound,
+        "activation": activation.__name__,
+    }
+    return flow

@@ -10,7 +10,7 @@ from torch.autograd.functional import jacobian
 from torch.nn import functional as F
 
 from lecturekit.distributions import DiagonalGaussian
-from lecturekit.flows import Flow, Transform, checkerboard_mask
+from lecturekit.flows import Flow, Transform, checkerboard_mask, load_flow, save_flow
 from lecturekit.lattice_flows import ConvAffineCoupling, PeriodicConvNet, lattice_flow
 
 F64 = torch.float64
@@ -114,6 +114,17 @@ def test_coupling_is_a_transform_with_batch_axes() -> None:
     x, log_det = layer(z)
     assert x.shape == (2, 3, 16) and log_det.shape == (2, 3)
     torch.testing.assert_close(layer(z.reshape(6, 16))[0].reshape(2, 3, 16), x)
+
+
+def test_save_and_load_round_trip(tmp_path) -> None:
+    base = DiagonalGaussian(torch.zeros(16), torch.ones(16), trainable=True)
+    flow = perturb(lattice_flow(4, n_layers=3, hidden=(4, 3), kernel_size=3, base=base, scale_bound=1.5).to(F64))
+    path = tmp_path / "lattice.pt"
+    save_flow(flow, path)
+    loaded = load_flow(path)
+    x = torch.randn(5, 16, dtype=F64)
+    torch.testing.assert_close(loaded.log_prob(x), flow.log_prob(x), rtol=0, atol=0)
+    assert loaded.settings == flow.settings and loaded.transforms[2].scale_bound == 1.5
 
 
 @pytest.mark.parametrize(
