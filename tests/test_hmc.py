@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from torch import Tensor
@@ -11,45 +9,19 @@ from torch import Tensor
 from lecturekit.diagnostics import mcse
 from lecturekit.phi4_lattice import Phi4Lattice, magnetization, site_correlator
 from lecturekit.samplers import HMC, MCMCState, run_chains
-from lecturekit.targets import GaussianMixture, Target
+from lecturekit.targets import GaussianMixture
+from test_samplers import PositiveGamma, chain_z_scores, correlated_gaussian
 
 Z_MAX = 4.0
 F64 = torch.float64
-
-
-def correlated_gaussian() -> GaussianMixture:
-    mean = torch.tensor([[1.0, -0.5]], dtype=F64)
-    covariance = torch.tensor([[[1.0, 0.6], [0.6, 0.8]]], dtype=F64)
-    return GaussianMixture(mean, covariance)
-
-
-class PositiveGamma(Target):
-    """Independent Gamma(2, 1) coordinates on x > 0; +inf energy and a NaN score outside."""
-
-    def __init__(self, dim: int = 2) -> None:
-        self.dim = dim
-
-    def energy(self, x: Tensor) -> Tensor:
-        inside = (x > 0).all(-1)
-        safe = torch.where(x > 0, x, torch.ones_like(x))
-        return torch.where(inside, (safe - torch.log(safe)).sum(-1), math.inf)
-
-    def log_prob_and_score(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        inside = (x > 0).all(-1, keepdim=True)
-        return self.log_prob(x), torch.where(inside, 1 / x - 1, math.nan)
 
 
 def test_hmc_recovers_a_correlated_gaussian() -> None:
     target = correlated_gaussian()
     result = run_chains(HMC(target, step_size=0.4, n_leapfrog=4, jitter=0.3), target.sample(64), n_steps=800)
     assert 0.5 < result.acceptance_rate() < 0.99
-    samples, mean, covariance = result.samples, target.mean(), target.covariance()
-    centred = samples - mean
-    i, j = torch.triu_indices(2, 2)
-    products = centred[..., i] * centred[..., j]
-    z_mean = (samples.mean((0, 1)) - mean) / mcse(samples)
-    z_cov = (products.mean((0, 1)) - covariance[i, j]) / mcse(products)
-    assert torch.all(torch.cat([z_mean, z_cov]).abs() < Z_MAX), (z_mean, z_cov)
+    z = chain_z_scores(result.samples, target.mean(), target.covariance())
+    assert torch.all(z.abs() < Z_MAX), z
 
 
 def test_hmc_on_the_free_field_matches_the_exact_propagator() -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from torch.autograd.functional import jacobian
 from torch.nn import functional as F
 
 from lecturekit.distributions import DiagonalGaussian
 from lecturekit.flows import Flow, Transform, checkerboard_mask, load_flow, save_flow
 from lecturekit.lattice_flows import ConvAffineCoupling, PeriodicConvNet, lattice_flow
+from test_flows import log_abs_det_autograd
 
 F64 = torch.float64
 
@@ -22,14 +22,6 @@ def perturb(module: nn.Module, std: float = 0.3) -> nn.Module:
         for parameter in module.parameters():
             parameter.add_(std * torch.randn_like(parameter))
     return module
-
-
-def log_abs_det_autograd(fn, points: torch.Tensor) -> torch.Tensor:
-    values = []
-    for point in points:
-        jac = jacobian(lambda v: fn(v.unsqueeze(0))[0].squeeze(0), point)
-        values.append(torch.linalg.slogdet(jac).logabsdet)
-    return torch.stack(values)
 
 
 @pytest.mark.parametrize("parity", [0, 1])
