@@ -38,7 +38,7 @@ and back, :math:`\beta` is the positive root of :math:`\lambda_A\beta^2 + (m^2 +
 (:func:`albergo_from_del_debbio`, :func:`del_debbio_from_albergo`). The tutorial's point
 :math:`m^2 = -4, \lambda_A = 8` is :math:`\beta = 1/2, \lambda_{DD} = 1/2`.
 
-Observables (Albergo et al. 2019, sec. IV) of a set of configurations: the magnetisation
+Observables (as in Albergo, Kanwar & Shanahan 2019) of a set of configurations: the magnetisation
 :math:`M = \sum_x\phi_x`, the connected two-point function
 :math:`G_c(y) = \frac1V\sum_x \langle\phi_x\phi_{x+y}\rangle - \langle\phi_x\rangle\langle\phi_{x+y}\rangle`,
 the two-point susceptibility :math:`\chi_2 = \sum_y G_c(y)` and the Ising energy

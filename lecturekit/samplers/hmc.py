@@ -13,10 +13,11 @@ with ``n_leapfrog`` leapfrog steps of size :math:`h`:
 Leapfrog is volume-preserving and time-reversible, so Metropolis-Hastings with
 :math:`\log r = -H(x', p') + H(x, p)` makes the chain exact whatever the step size;
 the step size only sets how often it accepts. A fixed trajectory length can resonate
-with a Gaussian mode (a mode whose half period it matches is only reflected, never
-mixed), which is why the step size can be jittered at random every step, independently
-of the state, which keeps the chain exact (Neal 2011, sec. 5.4.2.2). The lattice observables of Section 3 use
-it as their reference sampler (the "HMC" of Albergo et al. 2019).
+with a Gaussian mode: a mode whose half period it matches is only reflected, never
+mixed. Drawing the step size at random every step, independently of the state, breaks
+the resonance and keeps the chain exact (Neal 2011 recommends randomising the step size
+or the trajectory length for this reason). The lattice observables of Section 3 use
+HMC as their reference sampler, as Albergo et al. (2019) do.
 """
 
 from __future__ import annotations
