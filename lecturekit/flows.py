@@ -476,6 +476,8 @@ def _flow_dtype(flow: Flow) -> torch.dtype:
 def save_flow(flow: Flow, path: str | os.PathLike[str]) -> None:
     """Write a flow made by :func:`real_nvp` to ``path``: builder settings plus state dict.
 
+    Flows made by :func:`~lecturekit.lattice_flows.lattice_flow` are stored the same way.
+
     The file is written to a temporary file in the same folder, flushed to disk and
     then renamed over ``path`` (``os.replace`` is atomic), so ``path`` never holds a
     half-written flow. Tensors are stored on the CPU; :func:`load_flow` rebuilds the flow.
@@ -523,7 +525,14 @@ def load_flow(path: str | os.PathLike[str], map_location: torch.device | str | N
     base_cls = getattr(distributions, payload["base"]["class"])
     settings["base"] = base_cls.from_config(**payload["base"]["config"])
     settings["activation"] = getattr(nn, settings["activation"])
-    flow = real_nvp(**settings).to(getattr(torch, payload["dtype"]))
+    builder = settings.pop("builder", "real_nvp")
+    if builder == "lattice_flow":  # lecturekit.lattice_flows imports this module: import it late
+        from lecturekit.lattice_flows import lattice_flow as build
+    elif builder == "real_nvp":
+        build = real_nvp
+    else:
+        raise ValueError(f"{path} names an unknown flow builder {builder!r}")
+    flow = build(**settings).to(getattr(torch, payload["dtype"]))
     flow.load_state_dict(payload["state_dict"])
     if map_location is not None:
         flow = flow.to(map_location)

@@ -1,6 +1,7 @@
-"""Samplers: importance sampling, vectorised Metropolis-Hastings MCMC, flow-proposal MCMC."""
+"""Samplers: importance sampling, vectorised Metropolis-Hastings MCMC (RW, MALA, HMC), flow-proposal MCMC."""
 
 from .flow_mcmc import FlowIndependenceMetropolis, independence_log_acceptance_ratio
+from .hmc import HMC
 from .importance import (
     Estimate,
     ImportanceResult,
@@ -24,6 +25,7 @@ from .mcmc import (
 )
 
 __all__ = [
+    "HMC",
     "MALA",
     "ChainResult",
     "Estimate",
