@@ -20,3 +20,29 @@ c.CourseDirectory.db_url = "sqlite:///gradebook.db"
 c.ExecutePreprocessor.timeout = 120
 # A student who deletes a test cell gets it back at grading time.
 c.OverwriteCells.add_missing_cells = True
+
+# ---- Hardened grading (gradekit, issue 6; `make grade` runs all of it) --------------------------
+# The battery's declaration next to each source notebook is not released to students.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "battery.toml"]
+# Autograde: gradekit.checks loaded before the first cell; a cell that ignores the interrupt or
+# kills the kernel is disabled and the notebook re-run; outputs capped in bytes, not only lines.
+c.Autograde.autograde_preprocessors = [
+    "gradekit.execute.ResilientExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "gradekit.execute.LimitOutputBytes",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.LimitOutputBytes.max_bytes = 100_000
+# Feedback: no hidden test, in the source or quoted by a traceback.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "gradekit.feedback.ScrubHiddenTracebacks",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "gradekit.execute.LimitOutputBytes",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+c.ClearHiddenTests.enforce_metadata = False  # a student's cell quoting the marker must not stop feedback

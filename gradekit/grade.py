@@ -1,0 +1,251 @@
+"""The instructor's grading command: collect, repair, autograde, feedback, report. Around nbgrader.
+
+``python -m gradekit grade ASSIGNMENT SUBMISSIONS [--roster students.csv] [--timeout S]``
+(``make grade``), run from the course root (the folder with ``nbgrader_config.py``):
+
+1. **collect** the submissions from an LMS zip or a folder (``gradekit.collect``): one entry per
+   student, notebook names normalised; a student whose entry holds no notebook, several candidates,
+   or an invalid file is reported with the reason, never graded as 0;
+2. **repair** each notebook from the release (``gradekit.repair``) and write it to
+   ``submitted/<student>/<assignment>/``; **scan** it for suspicious code (``gradekit.scan``);
+3. **autograde** every student in one ``nbgrader autograde`` run (``nbgrader_config.py`` puts
+   ``gradekit.execute.ResilientExecute`` and the byte limit in its pipeline);
+4. **feedback** with ``nbgrader generate_feedback`` (hidden tests and their tracebacks removed);
+5. **report** in ``reports/<assignment>/``: ``grades.csv`` (one row per student of the roster and
+   per submission, with a ``status``, the score and each test cell's score), ``suspicious.md``,
+   the nbgrader logs; and a summary on the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook, MissingEntry
+from traitlets.config.loader import PyFileConfigLoader
+
+from gradekit.collect import Collected, collect, unpack
+from gradekit.repair import repair
+from gradekit.scan import Flag, scan
+
+GRADED, NO_SUBMISSION = "graded", "no submission"
+
+
+@dataclass
+class Row:
+    """One student's line of ``grades.csv``."""
+
+    student: str
+    status: str = NO_SUBMISSION
+    score: float | None = None
+    max_score: float = 0.0
+    cells: dict[str, float | None] = field(default_factory=dict)  # test cell -> score
+    notes: list[str] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
+
+    @property
+    def needs_review(self) -> bool:
+        return self.status != GRADED and self.status != NO_SUBMISSION
+
+
+@dataclass
+class Course:
+    """An nbgrader course folder and the settings the grading command reads from its config."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        config_file = self.root / "nbgrader_config.py"
+        if not config_file.is_file():
+            raise SystemExit(f"no nbgrader_config.py in {self.root}: run the grading command from the course root")
+        self.config = PyFileConfigLoader(config_file.name, path=str(self.root)).load_config()
+        directories = self.config.CourseDirectory
+        self.release = self.root / directories.get("release_directory", "release")
+        self.submitted = self.root / directories.get("submitted_directory", "submitted")
+        self.autograded = self.root / directories.get("autograded_directory", "autograded")
+        self.feedback = self.root / directories.get("feedback_directory", "feedback")
+        db_url = directories.get("db_url", "sqlite:///gradebook.db")
+        self.db_url = db_url.replace("sqlite:///", f"sqlite:///{self.root}/") if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////") else db_url
+
+    def nbgrader(self, *args: str, log: Path) -> int:
+        """Run ``nbgrader *args`` in the course; its output goes to ``log``. Returns the exit status."""
+        env = os.environ | {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+        with open(log, "w") as handle:
+            return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=self.root, env=env, stdout=handle, stderr=subprocess.STDOUT).returncode
+
+
+def read_roster(path: Path | None) -> dict[str, dict[str, str]]:
+    """Student ids (column ``id`` or ``student_id``) with optional ``first_name``, ``last_name``, ``email``."""
+    if path is None:
+        return {}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    key = next((k for k in ("id", "student_id") if rows and k in rows[0]), None)
+    if key is None:
+        raise SystemExit(f"--roster {path}: expected a CSV file with a column 'id' or 'student_id'")
+    return {row[key].strip(): {k: row[k] for k in ("first_name", "last_name", "email") if row.get(k)} for row in rows if row[key].strip()}
+
+
+def grade(course: Course, assignment: str, submissions: Path, roster_file: Path | None, timeout: int | None, out: Path) -> list[Row]:
+    """Grade ``submissions`` of ``assignment``; write the report to ``out``; one row per student."""
+    out.mkdir(parents=True, exist_ok=True)
+    roster = read_roster(roster_file)
+    _ensure_in_gradebook(course, assignment, out)
+    release = course.release / assignment
+    release_notebooks = sorted(p.name for p in release.glob("*.ipynb"))
+    if not release_notebooks:
+        raise SystemExit(f"ASSIGNMENT: no notebook in {release}")
+
+    collected = collect(unpack(submissions, out, list(roster)), release_notebooks, list(roster))
+    rows = {student: Row(student) for student in roster}
+    for student, record in collected.items():
+        row = rows.setdefault(student, Row(student))
+        row.notes += record.notes
+        _clear(course, student, assignment)
+        if record.problem:
+            row.status = f"not graded: {record.problem}"
+            continue
+        _submit(course, assignment, record, release, row)
+
+    with Gradebook(course.db_url) as gradebook:
+        for student in rows:
+            gradebook.update_or_create_student(student, **roster.get(student, {}))
+    args = ["autograde", assignment, "--force"] + ([f"--ExecutePreprocessor.timeout={timeout}"] if timeout else [])
+    course.nbgrader(*args, log=out / "autograde.log")
+    course.nbgrader("generate_feedback", assignment, "--force", log=out / "feedback.log")
+    for student in sorted(p.name for p in course.submitted.iterdir() if (p / assignment).is_dir()):
+        rows.setdefault(student, Row(student))  # submitted earlier: nbgrader graded it again
+    _read_results(course, assignment, release_notebooks, rows, collected)
+    ordered = [rows[s] for s in sorted(rows)]
+    write_csv(ordered, out / "grades.csv")
+    write_suspicious(ordered, out / "suspicious.md")
+    return ordered
+
+
+def _ensure_in_gradebook(course: Course, assignment: str, out: Path) -> None:
+    with Gradebook(course.db_url) as gradebook:
+        try:
+            gradebook.find_assignment(assignment)
+            return
+        except MissingEntry:
+            pass
+    print(f"{assignment} is not in the gradebook yet: nbgrader generate_assignment {assignment} records its tests")
+    if course.nbgrader("generate_assignment", assignment, "--force", log=out / "generate.log"):
+        raise SystemExit(f"nbgrader generate_assignment failed: see {out / 'generate.log'}")
+
+
+def _clear(course: Course, student: str, assignment: str) -> None:
+    """Remove an earlier submission's files of this student, so that nothing stale is graded or reported."""
+    for folder in (course.submitted, course.autograded, course.feedback):
+        shutil.rmtree(folder / student / assignment, ignore_errors=True)
+
+
+def _submit(course: Course, assignment: str, record: Collected, release: Path, row: Row) -> None:
+    folder = course.submitted / record.student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, notebook in record.notebooks.items():
+        repaired, notes = repair(notebook, nbformat.read(release / name, as_version=4))
+        row.notes += [f"{name}: {note}" for note in notes]
+        row.flags += scan(repaired)
+        nbformat.write(repaired, folder / name)
+
+
+def _read_results(course: Course, assignment: str, notebooks: list[str], rows: dict[str, Row], collected: dict[str, Collected]) -> None:
+    with Gradebook(course.db_url) as gradebook:
+        graded_assignment = gradebook.find_assignment(assignment)
+        test_cells = [(nb.name, cell.name, cell.max_score) for nb in graded_assignment.notebooks for cell in nb.grade_cells]
+        max_score = sum(points for _, _, points in test_cells)
+        for student, row in rows.items():
+            row.max_score = max_score
+            row.cells = {cell: None for _, cell, _ in test_cells}
+            if row.status.startswith("not graded"):
+                continue
+            autograded = [course.autograded / student / assignment / name for name in notebooks]
+            if not (course.submitted / student / assignment).is_dir():
+                continue  # no submission
+            if not all(path.is_file() for path in autograded):
+                row.status = f"not graded: nbgrader could not grade it (see {assignment} autograde.log), needs manual review"
+                continue
+            row.status = GRADED
+            row.score = gradebook.find_submission(assignment, student).score
+            for notebook, cell, _ in test_cells:
+                row.cells[cell] = gradebook.find_grade(cell, notebook, assignment, student).score
+            problems = []
+            for path in autograded:
+                for disabled in nbformat.read(path, as_version=4).metadata.get("gradekit", {}).get("disabled_cells", []):
+                    problems.append(f"cell {disabled['grade_id'] or disabled['index']} disabled: {disabled['reason']}")
+                if not (course.feedback / student / assignment / f"{path.stem}.html").is_file():
+                    row.notes.append(f"no feedback file for {path.name} (see feedback.log)")
+            if row.flags:
+                problems.append(f"{len(row.flags)} suspicious line(s), see suspicious.md")
+            if problems:
+                row.status = "graded, needs review: " + "; ".join(problems)
+
+
+def write_csv(rows: list[Row], path: Path) -> None:
+    cells = list(rows[0].cells) if rows else []
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student_id", "status", "score", "max_score", *cells, "notes"])
+        for row in rows:
+            score = "" if row.score is None else f"{row.score:g}"
+            per_cell = ["" if row.cells.get(c) is None else f"{row.cells[c]:g}" for c in cells]
+            writer.writerow([row.student, row.status, score, f"{row.max_score:g}", *per_cell, "; ".join(row.notes)])
+    tmp.replace(path)  # never a half-written gradebook export
+
+
+def write_suspicious(rows: list[Row], path: Path) -> None:
+    lines = ["# Suspicious code in submissions", "", "Flagged for a person to read; no grade was changed.", ""]
+    flagged = [row for row in rows if row.flags]
+    for row in flagged:
+        lines.append(f"## {row.student}")
+        lines += [f"- {flag}" for flag in row.flags] + [""]
+    if not flagged:
+        lines.append("Nothing flagged.")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def summary(rows: list[Row], assignment: str, out: Path) -> str:
+    graded = [r for r in rows if r.score is not None]
+    lines = [f"{assignment}: {len(rows)} students, {len(graded)} graded"]
+    if graded:
+        mean = sum(r.score for r in graded) / len(graded)
+        lines.append(f"  mean score {mean:.2f} / {rows[0].max_score:g}")
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.status.split(":")[0]] = counts.get(row.status.split(":")[0], 0) + 1
+    lines += [f"  {status}: {n}" for status, n in sorted(counts.items())]
+    review = [r for r in rows if r.needs_review]
+    if review:
+        lines.append("  needs attention:")
+        lines += [f"    {r.student}: {r.status}" for r in review]
+    lines.append(f"  report: {out / 'grades.csv'}, {out / 'suspicious.md'}; feedback in feedback/<student>/{assignment}/")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gradekit", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    command = sub.add_parser("grade", help="collect, autograde, give feedback and report one assignment")
+    command.add_argument("assignment", help="assignment id, e.g. 01-sampling-basics")
+    command.add_argument("submissions", type=Path, help="folder or LMS zip with one entry per student")
+    command.add_argument("--roster", type=Path, help="CSV with a column id (or student_id): every student gets a row")
+    command.add_argument("--timeout", type=int, help="seconds per cell (default: nbgrader_config.py's)")
+    command.add_argument("--course", type=Path, default=Path.cwd(), help="course root (default: here)")
+    command.add_argument("--out", type=Path, help="report folder (default: reports/<assignment>)")
+    args = parser.parse_args(argv)
+    if not args.submissions.exists():
+        parser.error(f"SUBMISSIONS: {args.submissions} does not exist")
+    course = Course(args.course.resolve())
+    out = (args.out or course.root / "reports" / args.assignment).resolve()
+    rows = grade(course, args.assignment, args.submissions.resolve(), args.roster, args.timeout, out)
+    print(summary(rows, args.assignment, out))
+    return 0
