@@ -61,15 +61,18 @@ def _watched_namespaces() -> dict[str, Any]:
 
 
 def _public_callables(namespace: Any) -> dict[str, Any]:
+    """Public functions (and dunders) of a namespace; for torch's modules, functions only:
+    ``torch.set_default_dtype`` legitimately rebinds classes such as ``torch.Storage``."""
     try:
         items = vars(namespace).items()
     except TypeError:
         return {}
+    skip_classes = isinstance(namespace, types.ModuleType) and namespace.__name__.startswith("torch")
     return {
         name: value
         for name, value in list(items)
         if not name.startswith("_") or name in _DUNDERS
-        if callable(value) and name not in _CHANGED_BY_THE_KERNEL
+        if callable(value) and name not in _CHANGED_BY_THE_KERNEL and not (skip_classes and isinstance(value, type))
     }
 
 
@@ -147,7 +150,7 @@ def intact() -> None:
 
 def _as_plain_tensor(value: Any, what: str) -> torch.Tensor:
     # a Tensor subclass can override every comparison through __torch_function__: refuse it
-    if type(value) is not torch.Tensor:
+    if type(value) is not _TENSOR:
         raise AssertionError(f"{what}: expected a torch.Tensor, got {type(value).__name__}")
     return value
 
@@ -209,7 +212,7 @@ def assert_equal(actual: Any, expected: Any, *, what: str = "result") -> None:
 
 # The originals, bound once: the checks above call these, never the names a notebook can rebind.
 _ALLCLOSE, _EQUAL, _MAX, _ABS, _SUB = torch.allclose, torch.equal, torch.max, torch.abs, torch.sub
-_DETACH = torch.Tensor.detach
+_TENSOR, _DETACH = torch.Tensor, torch.Tensor.detach
 _SHAPE = torch.Tensor.size
 _DTYPE = torch.Tensor.dtype.__get__  # type: ignore[attr-defined]
 _DEVICE = torch.Tensor.device.__get__  # type: ignore[attr-defined]

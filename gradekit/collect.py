@@ -61,8 +61,10 @@ def unpack(source: Path, workdir: Path, roster: list[str]) -> Path:
     entries = _entries(root)
     if len(entries) == 1 and entries[0].is_dir() and entries[0].name not in roster:
         inner = _entries(entries[0])
-        if inner and not any(p.suffix == ".ipynb" for p in inner):
-            root = entries[0]
+        names_students = any(student_of(p, roster) in roster for p in inner)
+        several_entries = len([p for p in inner if p.is_dir() or p.suffix == ".ipynb"]) > 1
+        if names_students or (not roster and several_entries):
+            root = entries[0]  # a folder around everything, as LMS zips have
     return root
 
 

@@ -39,6 +39,10 @@ class CellHung(Exception):
     """A cell ran past the timeout and did not stop when interrupted."""
 
 
+class CellExited(Exception):
+    """A cell asked the kernel to exit (``exit()``, ``quit()``): the kernel shuts down after it."""
+
+
 class ResilientExecute(Execute):
     """nbgrader's ``Execute``, plus a preloaded ``gradekit.checks`` and disabling of cells that hang or kill the kernel."""
 
@@ -55,9 +59,9 @@ class ResilientExecute(Execute):
             self._cell_index: int | None = None
             try:
                 executed, resources = self._execute(attempt, resources, km)
-            except (CellHung, DeadKernelError) as error:
+            except (CellHung, CellExited, DeadKernelError) as error:
                 index = self._cell_index
-                reason = str(error) if isinstance(error, CellHung) else "it stopped the kernel (exit(), a crash, or out of memory)"
+                reason = str(error) if not isinstance(error, DeadKernelError) else "it stopped the kernel (a crash, os._exit, or out of memory)"
                 if index is None or index in disabled or len(disabled) >= self.max_disabled_cells:
                     raise UnresponsiveKernelError(f"cell {index}: {reason}") from error
                 disabled[index] = reason
@@ -89,6 +93,13 @@ class ResilientExecute(Execute):
                 self.preprocess_cell(cell, resources, index)
         self.set_widgets_metadata()
         return self.nb, self.resources
+
+    def on_cell_executed(self, **kwargs: Any) -> None:
+        super().on_cell_executed(**kwargs)
+        payloads = kwargs["execute_reply"]["content"].get("payload", [])
+        if any(p.get("source") == "ask_exit" and not p.get("keepkernel") for p in payloads):
+            # the kernel shuts down shortly after: stop here, before a later cell gets the blame
+            raise CellExited("it called exit(), which shuts the kernel down")
 
     async def _async_poll_for_reply(self, msg_id: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         self._pending_msg_id = msg_id

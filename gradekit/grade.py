@@ -93,8 +93,11 @@ def read_roster(path: Path | None) -> dict[str, dict[str, str]]:
     return {row[key].strip(): {k: row[k] for k in ("first_name", "last_name", "email") if row.get(k)} for row in rows if row[key].strip()}
 
 
-def grade(course: Course, assignment: str, submissions: Path, roster_file: Path | None, timeout: int | None, out: Path) -> list[Row]:
-    """Grade ``submissions`` of ``assignment``; write the report to ``out``; one row per student."""
+def grade(course: Course, assignment: str, submissions: Path, roster_file: Path | None, options: list[str], out: Path) -> list[Row]:
+    """Grade ``submissions`` of ``assignment``; write the report to ``out``; one row per student.
+
+    ``options`` go to ``nbgrader autograde`` (``--ExecutePreprocessor.timeout=30``, ...).
+    """
     out.mkdir(parents=True, exist_ok=True)
     roster = read_roster(roster_file)
     _ensure_in_gradebook(course, assignment, out)
@@ -117,8 +120,7 @@ def grade(course: Course, assignment: str, submissions: Path, roster_file: Path 
     with Gradebook(course.db_url) as gradebook:
         for student in rows:
             gradebook.update_or_create_student(student, **roster.get(student, {}))
-    args = ["autograde", assignment, "--force"] + ([f"--ExecutePreprocessor.timeout={timeout}"] if timeout else [])
-    course.nbgrader(*args, log=out / "autograde.log")
+    course.nbgrader("autograde", assignment, "--force", *options, log=out / "autograde.log")
     course.nbgrader("generate_feedback", assignment, "--force", log=out / "feedback.log")
     for student in sorted(p.name for p in course.submitted.iterdir() if (p / assignment).is_dir()):
         rows.setdefault(student, Row(student))  # submitted earlier: nbgrader graded it again
@@ -239,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("submissions", type=Path, help="folder or LMS zip with one entry per student")
     command.add_argument("--roster", type=Path, help="CSV with a column id (or student_id): every student gets a row")
     command.add_argument("--timeout", type=int, help="seconds per cell (default: nbgrader_config.py's)")
+    command.add_argument("--interrupt-grace", type=float, help="seconds a timed-out cell gets to stop after the interrupt (default 10)")
     command.add_argument("--course", type=Path, default=Path.cwd(), help="course root (default: here)")
     command.add_argument("--out", type=Path, help="report folder (default: reports/<assignment>)")
     args = parser.parse_args(argv)
@@ -246,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"SUBMISSIONS: {args.submissions} does not exist")
     course = Course(args.course.resolve())
     out = (args.out or course.root / "reports" / args.assignment).resolve()
-    rows = grade(course, args.assignment, args.submissions.resolve(), args.roster, args.timeout, out)
+    options = [f"--ExecutePreprocessor.timeout={args.timeout}"] if args.timeout else []
+    options += [f"--ResilientExecute.interrupt_grace={args.interrupt_grace}"] if args.interrupt_grace is not None else []
+    rows = grade(course, args.assignment, args.submissions.resolve(), args.roster, options, out)
     print(summary(rows, args.assignment, out))
     return 0

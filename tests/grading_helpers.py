@@ -168,11 +168,8 @@ def complete_release(release: NotebookNode, source: NotebookNode) -> NotebookNod
 class GradingCourse:
     """A throw-away nbgrader course in ``directory``; each step runs once per assignment, on demand.
 
-    Two students hand in every assignment they are graded on: ``COMPLETE`` the release with
-    every solution filled in, ``UNTOUCHED`` the release as generated.
+    (Grading submissions is ``tests/test_grading_battery.py``'s, with the grading command.)
     """
-
-    COMPLETE, UNTOUCHED = "complete-student", "release-student"
 
     def __init__(self, directory: Path) -> None:
         self.root = make_course(directory, assignment_ids())
@@ -180,7 +177,6 @@ class GradingCourse:
         self.config.CourseDirectory.root = str(self.root)
         self.config.CourseDirectory.db_url = f"sqlite:///{self.root / 'gradebook.db'}"
         self._generated: set[str] = set()
-        self._graded: set[str] = set()
         self._validations: dict[str, dict[tuple[str, str], dict]] = {}
 
     def gradebook(self):  # -> nbgrader.api.Gradebook, a context manager
@@ -214,38 +210,3 @@ class GradingCourse:
                         results[(path.name, kind)] = validator.validate(str(path))
             self._validations[assignment] = results
         return self._validations[assignment]
-
-    def grade(self, assignment: str) -> Path:
-        """Submit, ``nbgrader autograde``, then feedback and ``grades.csv``; the course root.
-
-        ``autograde`` runs as the command the README gives instructors; students, feedback and
-        the CSV export use nbgrader's Python API in this process (the code behind
-        ``nbgrader db student add``, ``generate_feedback`` and ``export``, without paying
-        nbgrader's start-up three more times).
-        """
-        from nbgrader.apps import NbGraderAPI
-        from nbgrader.plugins.export import CsvExportPlugin
-
-        if assignment in self._graded:
-            return self.root
-        release = self.release(assignment)
-        with self.gradebook() as gradebook:
-            for student in (self.COMPLETE, self.UNTOUCHED):
-                gradebook.update_or_create_student(student, first_name="Test", last_name=student)
-        for path in notebook_paths(release):
-            untouched = read_notebook(RELEASE / assignment / path.name)  # what students were given
-            complete = complete_release(untouched, read_notebook(SOURCE / assignment / path.name))
-            for student, notebook in ((self.COMPLETE, complete), (self.UNTOUCHED, untouched)):
-                folder = self.root / "submitted" / student / assignment
-                folder.mkdir(parents=True, exist_ok=True)
-                nbformat.write(notebook, folder / path.name)
-        nbgrader(self.root, "autograde", assignment, "--force")
-        feedback = NbGraderAPI(config=self.config).generate_feedback(assignment)
-        if not feedback["success"]:
-            raise AssertionError(f"generate_feedback failed:\n{feedback.get('error') or feedback.get('log')}")
-        export = CsvExportPlugin(config=self.config)
-        export.to = str(self.root / "grades.csv")
-        with self.gradebook() as gradebook:
-            export.export(gradebook)
-        self._graded.add(assignment)
-        return self.root

@@ -1,0 +1,166 @@
+"""The grading battery: every kind of submission graded by the grading command, scores asserted.
+
+For each assignment (a class per assignment, so that ``--dist loadscope`` runs them on separate
+workers), ``tests/battery.py`` builds about twenty kinds of submission from the solution and
+release, with the expected score of every test cell and the expected status written down
+first. One ``python -m gradekit grade`` run (the command instructors use, ``make grade``) grades
+them all, with the assignment's short per-cell timeout from its ``battery.toml``. The tests then
+read its ``grades.csv``, feedback files and suspicious-submission report.
+
+Slow by nature (each kind executes the notebook once, the hanging ones wait for the timeout):
+about two to five minutes per assignment on two cores; run one with
+``pytest tests/test_grading_battery.py -k 01 -s`` to see its table.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from battery import GRADED, NO_SUBMISSION, Kind, Spec, hidden_test_lines, kinds, write_submissions
+from grading_helpers import _ENV, RELEASE, assignment_ids, make_course, nbgrader
+
+# 1 MB: the byte limit keeps 100 kB per cell; the untruncated huge output is 50 MB.
+OUTPUT_CEILING = 1_000_000
+
+
+class BatteryRun:
+    """One grading run of every kind of one assignment, in a throw-away course."""
+
+    def __init__(self, assignment: str, directory: Path) -> None:
+        self.spec = Spec.load(assignment)
+        chosen = os.environ.get("BATTERY_KINDS")  # e.g. "full,default-dtype": a quicker run while writing an exercise
+        self.kinds = [k for k in kinds(self.spec) if not chosen or k.name in chosen.split(",")]
+        self.course = make_course(directory / "course", [assignment])
+        nbgrader(self.course, "generate_assignment", assignment, "--force")
+        submissions, roster = directory / "submissions", directory / "roster.csv"
+        write_submissions(self.kinds, submissions, roster)
+        self.out = directory / "report"
+        started = time.perf_counter()
+        self.result = subprocess.run(
+            [sys.executable, "-m", "gradekit", "grade", assignment, str(submissions), "--roster", str(roster),
+             "--timeout", str(self.spec.timeout), "--out", str(self.out), "--interrupt-grace", "3"],
+            cwd=self.course,
+            env=os.environ | _ENV | {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])},
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        self.seconds = time.perf_counter() - started
+        assert self.result.returncode == 0, f"the grading command failed:\n{self.result.stdout}\n{self.result.stderr}"
+        with open(self.out / "grades.csv", newline="") as handle:
+            self.rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+
+    def need(self, *names: str) -> None:
+        missing = set(names) - {kind.name for kind in self.kinds}
+        if missing:
+            pytest.skip(f"BATTERY_KINDS leaves out {sorted(missing)}")
+
+    def actual(self, kind: Kind) -> dict[str, float] | None:
+        row = self.rows[kind.name]
+        if row["score"] == "":
+            return None
+        return {cell: float(row[cell]) for cell in self.spec.points}
+
+    def table(self) -> str:
+        lines = [f"{self.spec.assignment}: {len(self.kinds)} kinds graded in {self.seconds:.0f} s (timeout {self.spec.timeout} s per cell)",
+                 f"{'kind':<27} {'expected':>9} {'actual':>7}  status"]
+        for kind in self.kinds:
+            row = self.rows.get(kind.name, {})
+            expected = "-" if kind.total is None else f"{kind.total:g}"
+            lines.append(f"{kind.name:<27} {expected:>9} {row.get('score') or '-':>7}  {row.get('status', 'MISSING')}")
+        return "\n".join(lines)
+
+
+def _battery_class(assignment: str) -> type:
+    @pytest.mark.grading
+    class TestBattery:
+        f"""The battery of {assignment}."""
+
+        @pytest.fixture(scope="class")
+        @classmethod
+        def run(cls, tmp_path_factory: pytest.TempPathFactory) -> BatteryRun:
+            run = BatteryRun(assignment, tmp_path_factory.mktemp(f"battery-{assignment}"))
+            print("\n" + run.table())
+            if os.environ.get("BATTERY_TABLE_DIR"):  # the table, also under pytest-xdist (which hides prints)
+                Path(os.environ["BATTERY_TABLE_DIR"], f"battery-{assignment}.txt").write_text(run.table() + "\n")
+            return run
+
+        def test_at_least_twelve_kinds(self, run: BatteryRun) -> None:
+            assert len(kinds(run.spec)) >= 12
+
+        def test_every_student_has_a_row(self, run: BatteryRun) -> None:
+            assert sorted(run.rows) == sorted(kind.name for kind in run.kinds)
+
+        def test_scores_and_status(self, run: BatteryRun) -> None:
+            wrong = []
+            for kind in run.kinds:
+                row = run.rows[kind.name]
+                category = row["status"].split(":")[0]
+                if category != kind.status or run.actual(kind) != kind.scores:
+                    wrong.append(f"{kind.name} ({kind.what}): expected {kind.scores} [{kind.status}], got {run.actual(kind)} [{row['status']}]")
+                if kind.total is not None and float(row["score"]) != kind.total:
+                    wrong.append(f"{kind.name}: total {row['score']}, expected {kind.total}")
+            assert not wrong, "\n".join(wrong) + "\n" + run.table()
+
+        def test_not_graded_is_never_a_zero(self, run: BatteryRun) -> None:
+            for kind in run.kinds:
+                if kind.scores is None:
+                    assert run.rows[kind.name]["score"] == "", f"{kind.name}: a student who was not graded has a score"
+            if "no-submission" in run.rows:
+                assert run.rows["no-submission"]["status"] == NO_SUBMISSION
+
+        def test_disabled_cells_are_named(self, run: BatteryRun) -> None:
+            run.need("uninterruptible-loop", "exit", "kernel-death")
+            for name in ("uninterruptible-loop", "exit", "kernel-death"):
+                assert f"cell {run.spec.fault_cell} disabled" in run.rows[name]["status"], run.rows[name]["status"]
+
+        def test_feedback_has_no_hidden_test(self, run: BatteryRun) -> None:
+            secret = hidden_test_lines(assignment)
+            assert secret, "the assignment has no hidden tests to look for"
+            pages = sorted((run.course / "feedback").rglob("*.html"))
+            graded = [k for k in run.kinds if k.scores is not None]
+            assert len(pages) == len(graded), f"{len(pages)} feedback files for {len(graded)} graded students"
+            visible = "intact()"  # every test cell's visible part has it: proves the text extraction works
+            for page in pages:
+                text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+                assert visible in text, f"{page}: no test cell found in the feedback"
+                leaked = [line for line in secret if line in text]
+                assert not leaked, f"{page.relative_to(run.course)} shows hidden tests: {leaked[:3]}"
+
+        def test_outputs_are_capped_in_bytes(self, run: BatteryRun) -> None:
+            run.need("huge-output")
+            for folder in ("autograded", "feedback"):
+                files = [p for p in (run.course / folder / "huge-output").rglob("*") if p.suffix in (".ipynb", ".html")]
+                assert files and all(p.stat().st_size < OUTPUT_CEILING for p in files), [(p.name, p.stat().st_size) for p in files]
+            notebook = nbformat.read(next((run.course / "autograded" / "huge-output").rglob("*.ipynb")), as_version=4)
+            assert any("output truncated by the grading command" in str(cell.get("outputs", "")) for cell in notebook.cells)
+
+        def test_suspicious_report(self, run: BatteryRun) -> None:
+            report = (run.out / "suspicious.md").read_text()
+            flagged = set(re.findall(r"^## (\S+)$", report, flags=re.MULTILINE))
+            expected = {kind.name for kind in run.kinds if kind.flagged}
+            assert flagged == expected, f"flagged {sorted(flagged)}, expected {sorted(expected)}"
+
+        def test_release_untouched_and_reported(self, run: BatteryRun) -> None:
+            run.need("release", "misnamed", "deleted-tests")
+            assert run.rows["release"]["status"] == GRADED and float(run.rows["release"]["score"]) == 0
+            assert "graded as" in run.rows["misnamed"]["notes"]
+            assert "restored test cell" in run.rows["deleted-tests"]["notes"]
+            assert (RELEASE / assignment).is_dir()
+
+    TestBattery.__name__ = TestBattery.__qualname__ = "TestBattery_" + re.sub(r"\W", "_", assignment)
+    return TestBattery
+
+
+for _assignment in assignment_ids():
+    _cls = _battery_class(_assignment)
+    globals()[_cls.__name__] = _cls
