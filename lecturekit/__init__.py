@@ -6,7 +6,7 @@ Modules (one concept each):
 - :mod:`lecturekit.device`      default device, seeding, CUDA-synchronised timing
 - :mod:`lecturekit.targets`     Boltzmann targets: Müller-Brown, Gaussian mixtures
 - :mod:`lecturekit.samplers`    importance sampling (log Z, reweighting), random-walk Metropolis, MALA,
-                                flow independent Metropolis-Hastings
+                                flow independent Metropolis-Hastings, global-local and adaptive flow-MCMC
 - :mod:`lecturekit.diagnostics` effective sample sizes, autocorrelation times
 - :mod:`lecturekit.plotting`    energy contours, traces, density heatmaps
 - :mod:`lecturekit.vae`         a small variational auto-encoder (Section 2.1)
@@ -17,6 +17,7 @@ Modules (one concept each):
 - :mod:`lecturekit.training`    training flows: maximum likelihood, reverse KL, Boltzmann generators
 - :mod:`lecturekit.progress`    progress bars that the book and the tests can silence
 - :mod:`lecturekit.quadrature`  exact 2D reference answers by grid quadrature
+- :mod:`lecturekit.radial_velocity` the exoplanet example: posterior, synthetic data, exact period marginal
 """
 
 __version__ = "0.1.0"

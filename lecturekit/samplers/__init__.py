@@ -1,4 +1,14 @@
-"""Samplers: importance sampling, vectorised Metropolis-Hastings MCMC (RW, MALA, HMC), flow-proposal MCMC."""
+"""Samplers: importance sampling, vectorised Metropolis-Hastings MCMC (RW, MALA, HMC),
+flow-proposal MCMC, global-local and adaptive flow-MCMC."""
+
+from .adaptive import (
+    AdaptiveHistory,
+    AdaptiveResult,
+    GlobalLocalInfo,
+    GlobalLocalKernel,
+    adaptive_flow_mcmc,
+    global_local_mcmc,
+)
 
 from .flow_mcmc import FlowIndependenceMetropolis, independence_log_acceptance_ratio
 from .hmc import HMC
@@ -27,6 +37,12 @@ from .mcmc import (
 __all__ = [
     "HMC",
     "MALA",
+    "AdaptiveHistory",
+    "AdaptiveResult",
+    "GlobalLocalInfo",
+    "GlobalLocalKernel",
+    "adaptive_flow_mcmc",
+    "global_local_mcmc",
     "ChainResult",
     "Estimate",
     "FlowIndependenceMetropolis",

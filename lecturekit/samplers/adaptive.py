@@ -1,0 +1,243 @@
+r"""Adaptive flow-MCMC and the global-local sampler (Sections 3.2 and 4.2).
+
+Each iteration of the **global-local** ("explore-exploit") sampler moves every walker
+:math:`x^i`, :math:`i = 1\dots N`, by
+
+1. one *global* step: independent Metropolis-Hastings with a flow proposal
+   :math:`x' \sim \rho_\theta`, accepted with
+   :math:`\min[1, \rho_*(x')\rho_\theta(x) / (\rho_*(x)\rho_\theta(x'))]`
+   (:class:`~lecturekit.samplers.FlowIndependenceMetropolis`);
+2. ``n_local_steps`` *local* steps of any kernel (MALA by default).
+
+Both kernels leave :math:`\rho_*` invariant, so their composition does too, whatever the
+flow (Samsonov et al. 2022; Grenioux et al., ICML 2023).
+
+**Adaptive flow-MCMC** (Gabrié, Rotskoff & Vanden-Eijnden, PNAS 2022; flowMC, Wong,
+Gabrié & Foreman-Mackey, JOSS 2023) adds, in a *training phase*, one maximum-likelihood
+gradient step of the flow on the walkers' current positions after every iteration,
+
+.. math::
+
+    \theta \leftarrow \theta + \eta\,\nabla_\theta\,\frac1N\sum_{i=1}^N \log\rho_\theta(x^i_{t+1}),
+
+(here with Adam, through :func:`lecturekit.training.train_flow` and
+:func:`lecturekit.training.forward_kl_loss`), so that the flow learns from the chains the
+modes that they have found and the global step learns to jump between them. A flow that
+changes with the chain's history breaks the Markov property: only the *production*
+phase, run afterwards with the flow frozen, is an exact MCMC sampler of :math:`\rho_*`.
+With no training iterations, :func:`adaptive_flow_mcmc` *is* the global-local sampler
+(:func:`global_local_mcmc`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from ..flows import Flow
+from ..progress import progress_bar
+from ..targets import Target
+from ..training import StepResult, forward_kl_loss, train_flow
+from .flow_mcmc import FlowIndependenceMetropolis
+from .mcmc import MALA, Kernel, MCMCState
+
+__all__ = [
+    "AdaptiveHistory",
+    "AdaptiveResult",
+    "GlobalLocalInfo",
+    "GlobalLocalKernel",
+    "adaptive_flow_mcmc",
+    "global_local_mcmc",
+]
+
+
+def _check_count(value: object, name: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+class GlobalLocalInfo(NamedTuple):
+    """What one global-local iteration did, per walker."""
+
+    accepted: Tensor  #: ``(n_walkers,)`` bool: the global (flow) proposal was accepted
+    local_accepted: Tensor  #: ``(n_local_steps, n_walkers)`` bool: each local proposal
+
+
+class GlobalLocalKernel:
+    r"""One flow-IMH step then ``n_local_steps`` steps of ``local_kernel``, as one kernel.
+
+    It has the kernels' ``init(position) -> MCMCState`` / ``step(state) -> (state, info)``
+    shape, so :func:`~lecturekit.samplers.run_chains` can drive it too. The state caches
+    what the *local* kernel caches (``log_prob``, and the score for MALA); the flow's
+    density at the walkers is evaluated afresh at the start of every step, so the flow may
+    change between steps (training) without leaving a stale density in the state.
+    ``n_local_steps = 0`` gives flow-IMH alone.
+
+    Cost of a step: one flow pass to sample and one to evaluate :math:`\log\rho_\theta` at
+    the walkers, one target evaluation for the global proposal, then ``local_kernel.init``
+    (one target evaluation, with the score for MALA) and ``n_local_steps`` local steps.
+    """
+
+    def __init__(self, target: Target, flow: Flow, local_kernel: Kernel, n_local_steps: int) -> None:
+        self.global_kernel = FlowIndependenceMetropolis(target, flow)
+        if not (callable(getattr(local_kernel, "init", None)) and callable(getattr(local_kernel, "step", None))):
+            raise TypeError(f"local_kernel must have init(position) and step(state), got {type(local_kernel).__name__}")
+        self.local_kernel = local_kernel
+        self.n_local_steps = _check_count(n_local_steps, "n_local_steps")
+        self.flow = flow
+
+    def init(self, position: Tensor) -> MCMCState:
+        """Check the walkers (inside the support, finite flow density) and cache the local kernel's state."""
+        self.global_kernel.init(position)  # raises if a walker is outside the support
+        return self.local_kernel.init(position)
+
+    def step(self, state: MCMCState) -> tuple[MCMCState, GlobalLocalInfo]:
+        with torch.no_grad():
+            flow_log_prob = self.flow.log_prob(state.position)
+            current = MCMCState(state.position, state.log_prob, None, flow_log_prob)
+            moved, global_info = self.global_kernel.step(current)
+            state = self.local_kernel.init(moved.position)
+            local_accepted = torch.empty(
+                (self.n_local_steps, state.position.shape[0]), dtype=torch.bool, device=state.position.device
+            )
+            for k in range(self.n_local_steps):
+                state, info = self.local_kernel.step(state)
+                local_accepted[k] = info.accepted
+        return state, GlobalLocalInfo(global_info.accepted, local_accepted)
+
+
+class AdaptiveHistory(NamedTuple):
+    """Per-iteration record of an adaptive run: training iterations first, then production."""
+
+    global_acceptance: list[float]  #: fraction of walkers whose flow proposal was accepted
+    #: fraction of accepted local proposals (over walkers and local steps); NaN without local steps
+    local_acceptance: list[float]
+    loss: list[float]  #: the maximum-likelihood loss of each *training* iteration
+    n_training: int  #: the first ``n_training`` entries of the acceptances are the training phase
+
+
+class AdaptiveResult(NamedTuple):
+    """Output of :func:`adaptive_flow_mcmc`."""
+
+    #: ``(n_production // thin, n_walkers, dim)``: the production phase, an exact MCMC sample
+    samples: Tensor
+    #: ``(n_training // thin, n_walkers, dim)``: the training phase (adaptive: *not* exact MCMC)
+    training_samples: Tensor
+    history: AdaptiveHistory
+    final_state: MCMCState
+
+
+def adaptive_flow_mcmc(
+    target: Target,
+    flow: Flow,
+    initial_position: Tensor,
+    n_training: int,
+    n_production: int,
+    local_kernel: Kernel | None = None,
+    n_local_steps: int = 5,
+    local_step_size: float = 1e-2,
+    lr: float = 1e-3,
+    max_grad_norm: float | None = None,
+    thin: int = 1,
+    progress: bool = False,
+) -> AdaptiveResult:
+    r"""Adaptive flow-MCMC (Gabrié, Rotskoff & Vanden-Eijnden, PNAS 2022), vectorised over walkers.
+
+    Runs ``n_training`` iterations of the :class:`GlobalLocalKernel` (one flow-IMH step, then
+    ``n_local_steps`` steps of ``local_kernel``, by default :class:`~lecturekit.samplers.MALA`
+    with step size ``local_step_size``), each followed by one Adam step (learning rate ``lr``,
+    gradient norm clipped to ``max_grad_norm``) on the maximum-likelihood loss
+    :math:`-\frac1N\sum_i\log\rho_\theta(x^i)` of the walkers' current positions; then
+    ``n_production`` iterations with the flow frozen.
+
+    **Only the production samples are exact MCMC samples of the target**: during training the
+    proposal depends on the chain's past. The walkers start at ``initial_position``
+    (``(n_walkers, dim)``, inside the target's support, in the flow's dtype and on its device);
+    ``flow`` is trained in place. ``n_training = 0`` is the global-local sampler with a
+    frozen flow (:func:`global_local_mcmc`). The training steps go through
+    :func:`lecturekit.training.train_flow`, which raises ``FloatingPointError`` (and restores
+    the flow) if the loss stops being finite. Every ``thin``-th position is kept.
+    ``progress=True`` shows ``tqdm`` bars.
+
+    >>> from lecturekit.flows import real_nvp
+    >>> from lecturekit.targets import GaussianMixture
+    >>> target = GaussianMixture(torch.tensor([[1.0, 1.0], [-1.0, -1.0]]), 0.1)
+    >>> result = adaptive_flow_mcmc(target, real_nvp(2, n_layers=2), torch.zeros(16, 2), 3, 4)
+    >>> result.samples.shape, result.training_samples.shape, len(result.history.loss)
+    (torch.Size([4, 16, 2]), torch.Size([3, 16, 2]), 3)
+    """
+    _check_count(n_training, "n_training")
+    _check_count(n_production, "n_production")
+    _check_count(thin, "thin", minimum=1)
+    if n_training + n_production == 0:
+        raise ValueError("n_training + n_production must be at least 1")
+    if not isinstance(flow, Flow):
+        raise TypeError(f"flow must be a lecturekit Flow, got {type(flow).__name__}")
+    if local_kernel is None:
+        local_kernel = MALA(target, step_size=local_step_size)
+    kernel = GlobalLocalKernel(target, flow, local_kernel, n_local_steps)
+    state = kernel.init(initial_position)
+    n_walkers, dim = state.position.shape
+    global_accepted: list[Tensor] = []
+    local_accepted: list[Tensor] = []
+
+    def empty_samples(n_iterations: int) -> Tensor:
+        return state.position.new_empty((n_iterations // thin, n_walkers, dim))
+
+    def iterate(t: int, samples: Tensor) -> None:
+        nonlocal state
+        state, info = kernel.step(state)
+        global_accepted.append(info.accepted.float().mean())
+        local_accepted.append(info.local_accepted.float().mean())  # NaN when there are no local steps
+        if (t + 1) % thin == 0:
+            samples[(t + 1) // thin - 1] = state.position
+
+    training_samples = empty_samples(n_training)
+    loss: list[float] = []
+    if n_training > 0:
+
+        def step_loss(t: int) -> StepResult:
+            iterate(t, training_samples)
+            return StepResult(forward_kl_loss(flow, state.position))
+
+        loss = train_flow(
+            flow, step_loss, n_training, lr=lr, max_grad_norm=max_grad_norm, progress=progress,
+            desc="adaptive flow-MCMC: training",
+        ).loss
+
+    samples = empty_samples(n_production)
+    for t in progress_bar(n_production, progress, desc="adaptive flow-MCMC: production"):
+        iterate(t, samples)
+
+    history = AdaptiveHistory(
+        torch.stack(global_accepted).cpu().tolist(),
+        torch.stack(local_accepted).cpu().tolist(),
+        loss,
+        n_training,
+    )
+    return AdaptiveResult(samples, training_samples, history, state)
+
+
+def global_local_mcmc(
+    target: Target,
+    flow: Flow,
+    initial_position: Tensor,
+    n_iterations: int,
+    local_kernel: Kernel | None = None,
+    n_local_steps: int = 5,
+    local_step_size: float = 1e-2,
+    thin: int = 1,
+    progress: bool = False,
+) -> AdaptiveResult:
+    """The global-local ("explore-exploit") sampler with a frozen flow (Section 4.2): exact MCMC.
+
+    The same code as :func:`adaptive_flow_mcmc` with no training iterations; its
+    ``samples`` hold the ``n_iterations // thin`` kept positions.
+    """
+    return adaptive_flow_mcmc(
+        target, flow, initial_position, 0, n_iterations, local_kernel=local_kernel,
+        n_local_steps=n_local_steps, local_step_size=local_step_size, thin=thin, progress=progress,
+    )
