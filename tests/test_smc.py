@@ -194,7 +194,7 @@ def test_ais_weights_estimate_z_without_bias() -> None:
     assert result.resampled == [False] * 12 and result.n_target_evaluations == 4096 * 12 * 4
 
 
-@pytest.mark.parametrize("method", ["ais", "smc", "smc-multinomial"])
+@pytest.mark.parametrize("method", ["ais", "smc", "smc-multinomial", "smc-fixed-multinomial"])
 def test_log_z_is_within_four_standard_errors_of_exact_over_repetitions(method: str, device) -> None:
     """20 independent runs on a two-mode mixture in 4 dimensions (log Z = 2.5): every run's log Z is within
     4 of its own standard errors of the exact value; the runs' mean of Z / Z_exact is 1 within 4 standard
@@ -206,6 +206,9 @@ def test_log_z_is_within_four_standard_errors_of_exact_over_repetitions(method: 
     for _ in range(reps):
         if method == "ais":
             run = annealed_importance_sampling(base, target, n, geometric_schedule(20, 0.01), mala(0.1), 2)
+        elif method == "smc-fixed-multinomial":  # systematic resampling would underestimate the error here
+            run = sequential_monte_carlo(base, target, n, geometric_schedule(20, 0.01), mala(0.1), 2,
+                                         resampling="multinomial")
         else:
             resampling = "multinomial" if method == "smc-multinomial" else "systematic"
             run = sequential_monte_carlo(base, target, n, None, mala(0.1), 2, resampling=resampling)
