@@ -107,6 +107,8 @@ class AnnealedDataSetsHistory(NamedTuple):
     samples: list[Tensor]
     global_acceptance: list[float]  #: fraction of accepted flow proposals per temperature
     losses: list[list[float]]  #: maximum-likelihood loss of every training step per temperature
+    #: the flow's ``state_dict`` (detached copies) after training at each temperature, to plot or reload
+    flow_states: list[dict[str, Tensor]]
 
 
 def annealed_data_sets(
@@ -153,7 +155,7 @@ def annealed_data_sets(
         def make_local_kernel(tempered: Target) -> Kernel:
             return MALA(tempered, step_size=0.05)
     position = initial_position
-    samples, acceptance, losses = [], [], []
+    samples, acceptance, losses, states = [], [], [], []
     for beta in betas:
         tempered = TemperedPath(None, target, beta)
         kernel = GlobalLocalKernel(tempered, flow, make_local_kernel(tempered), n_local_steps)
@@ -163,4 +165,5 @@ def annealed_data_sets(
         acceptance.append(chains.acceptance_rate())
         data = chains.samples[burn_in:].reshape(-1, chains.samples.shape[-1])
         losses.append(train_max_likelihood(flow, data, n_train_steps, batch_size=batch_size, lr=lr, progress=progress))
-    return AnnealedDataSetsHistory(betas, samples, acceptance, losses)
+        states.append({key: value.detach().clone() for key, value in flow.state_dict().items()})
+    return AnnealedDataSetsHistory(betas, samples, acceptance, losses, states)

@@ -35,5 +35,6 @@ def test_annealed_data_sets_samples_each_temperature_then_fits_the_flow() -> Non
                              batch_size=32, burn_in=2)
     assert [s.shape for s in run.samples] == [(10, 16, 2), (10, 16, 2)]
     assert [len(loss) for loss in run.losses] == [4, 4] and all(0 <= a <= 1 for a in run.global_acceptance)
+    assert len(run.flow_states) == 2 and all(torch.equal(v, flow.state_dict()[k]) for k, v in run.flow_states[1].items())
     with pytest.raises(ValueError, match="burn_in"):
         annealed_data_sets(flow, two_modes(), [1.0], start, n_iterations=3, n_train_steps=1, burn_in=3)
