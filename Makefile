@@ -59,6 +59,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_flows.py
 	$(BIN)/python benchmarks/bench_phi4.py
 	$(BIN)/python benchmarks/bench_adaptive_rv.py
+	$(BIN)/python benchmarks/bench_annealing.py
 
 exercises: setup
 	# nbgrader calls `alembic` by name when it creates the gradebook, so .venv/bin goes on PATH.

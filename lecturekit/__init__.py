@@ -6,7 +6,10 @@ Modules (one concept each):
 - :mod:`lecturekit.device`      default device, seeding, CUDA-synchronised timing
 - :mod:`lecturekit.targets`     Boltzmann targets: Müller-Brown, Gaussian mixtures
 - :mod:`lecturekit.samplers`    importance sampling (log Z, reweighting), random-walk Metropolis, MALA,
-                                flow independent Metropolis-Hastings, global-local and adaptive flow-MCMC
+                                flow independent Metropolis-Hastings, global-local and adaptive flow-MCMC,
+                                resampling, AIS, SMC and annealed flow transport
+- :mod:`lecturekit.tempering`   the tempered path from a base to the target
+- :mod:`lecturekit.annealing`   annealed variational inference and annealed data sets
 - :mod:`lecturekit.diagnostics` effective sample sizes, autocorrelation times
 - :mod:`lecturekit.plotting`    energy contours, traces, density heatmaps
 - :mod:`lecturekit.vae`         a small variational auto-encoder (Section 2.1)

@@ -1,5 +1,6 @@
 """Samplers: importance sampling, vectorised Metropolis-Hastings MCMC (RW, MALA, HMC),
-flow-proposal MCMC, global-local and adaptive flow-MCMC."""
+flow-proposal MCMC, global-local and adaptive flow-MCMC, resampling, AIS, SMC and annealed
+flow transport."""
 
 from .adaptive import (
     AdaptiveHistory,
@@ -33,9 +34,36 @@ from .mcmc import (
     metropolis_update,
     run_chains,
 )
+from .resampling import multinomial_resample, systematic_resample
+from .smc import (
+    CountingTarget,
+    CRAFTHistory,
+    SMCResult,
+    annealed_importance_sampling,
+    conditional_ess,
+    flow_transport_smc,
+    incremental_log_weights,
+    log_partition_from_genealogy,
+    next_inverse_temperature,
+    sequential_monte_carlo,
+    train_craft,
+)
 
 __all__ = [
     "HMC",
+    "CRAFTHistory",
+    "CountingTarget",
+    "SMCResult",
+    "annealed_importance_sampling",
+    "conditional_ess",
+    "flow_transport_smc",
+    "incremental_log_weights",
+    "log_partition_from_genealogy",
+    "multinomial_resample",
+    "next_inverse_temperature",
+    "sequential_monte_carlo",
+    "systematic_resample",
+    "train_craft",
     "MALA",
     "AdaptiveHistory",
     "AdaptiveResult",

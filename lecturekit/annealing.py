@@ -1,0 +1,169 @@
+r"""Annealed training of flows: along inverse temperatures, from easy to hard (Section 4.3).
+
+Both methods here follow the slide's path :math:`\rho_*^{\beta}\propto e^{-\beta U}`,
+:math:`\beta_0 < \dots < \beta_K = 1` (:class:`~lecturekit.tempering.TemperedPath` without a
+base): at high temperature (small :math:`\beta`) the modes are wide and overlap, so a flow
+or a sampler finds them all; lowering the temperature step by step keeps them.
+
+**Annealed variational inference** (Wu, Wang & Zhang, PRL 2019): minimise the reverse KL
+towards :math:`\rho_*^{\beta_k}` for each :math:`\beta_k` in turn, each stage starting from the
+flow of the previous one (:func:`annealed_reverse_kl`). A flow that covers every mode at
+high temperature keeps them as the modes sharpen, where plain reverse KL at
+:math:`\beta = 1` collapses onto one (mode seeking).
+
+**Annealed data sets** (after McNaughton, Milošević, Perali & Pilati, PRE 2020): from a
+high temperature, use the flow trained at :math:`\beta_{k-1}` as the independence proposal
+of a global-local sampler of :math:`\rho_*^{\beta_k}`, then train the flow by maximum
+likelihood on those samples (:func:`annealed_data_sets`).
+
+Sequential Monte Carlo along the path (AIS, SMC, flow transport) lives in
+:mod:`lecturekit.samplers.smc`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from .distributions import check_positive_int
+from .flows import Flow
+from .samplers.adaptive import GlobalLocalKernel
+from .samplers.mcmc import MALA, Kernel, run_chains
+from .targets import Target
+from .tempering import TemperedPath, check_schedule
+from .training import TrainingHistory, train_max_likelihood, train_reverse_kl
+
+__all__ = ["AnnealedDataSetsHistory", "AnnealedVIHistory", "annealed_data_sets", "annealed_reverse_kl"]
+
+
+# --------------------------------------------------------------------------- annealed VI
+
+
+class AnnealedVIHistory(NamedTuple):
+    """One :class:`~lecturekit.training.TrainingHistory` per inverse temperature."""
+
+    betas: list[float]
+    histories: list[TrainingHistory]
+
+
+def annealed_reverse_kl(
+    flow: Flow,
+    target: Target,
+    betas: Sequence[float],
+    n_steps: int | Sequence[int],
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    max_grad_norm: float | None = None,
+    progress: bool = False,
+) -> AnnealedVIHistory:
+    r"""Annealed variational inference (Wu, Wang & Zhang, PRL 2019): reverse KL along a schedule.
+
+    For each :math:`\beta_k` in ``betas`` (increasing, ending at 1) train ``flow`` in place
+    for ``n_steps`` steps (one number, or one per temperature) with
+    :func:`~lecturekit.training.train_reverse_kl` towards :math:`\rho_*^{\beta_k}\propto
+    e^{-\beta_k U}`, starting from where the previous temperature left the flow:
+
+    .. math::
+
+        \theta_k = \arg\min_\theta\ \mathbb{E}_{x\sim\rho_\theta}\big[\log\rho_\theta(x)
+                   + \beta_k U(x)\big]\quad\text{(from }\theta_{k-1}\text{)}.
+
+    Returns an :class:`AnnealedVIHistory` with the loss and ESS of every step at every temperature.
+
+    >>> from lecturekit.flows import real_nvp
+    >>> from lecturekit.targets import GaussianMixture
+    >>> run = annealed_reverse_kl(real_nvp(2, n_layers=2), GaussianMixture(torch.ones(1, 2)), [0.5, 1.0], 3)
+    >>> run.betas, [len(h.loss) for h in run.histories]
+    ([0.5, 1.0], [3, 3])
+    """
+    betas = check_schedule(betas)
+    steps = _per_temperature(n_steps, len(betas), "n_steps")
+    histories = [
+        train_reverse_kl(flow, target, n, batch_size=batch_size, lr=lr, beta=beta,
+                         max_grad_norm=max_grad_norm, progress=progress)
+        for beta, n in zip(betas, steps)
+    ]
+    return AnnealedVIHistory(betas, histories)
+
+
+def _per_temperature(value: int | Sequence[int], n: int, name: str) -> list[int]:
+    values = [value] * n if isinstance(value, int) and not isinstance(value, bool) else list(value)  # type: ignore[arg-type]
+    if len(values) != n:
+        raise ValueError(f"{name} must be an int or have one entry per temperature ({n}), got {len(values)}")
+    return [check_positive_int(v, name) for v in values]
+
+
+# --------------------------------------------------------------------------- annealed data sets
+
+
+class AnnealedDataSetsHistory(NamedTuple):
+    """What :func:`annealed_data_sets` did at each inverse temperature."""
+
+    betas: list[float]
+    #: ``(n_iterations, n_walkers, dim)`` per temperature: the global-local chains, the training data
+    samples: list[Tensor]
+    global_acceptance: list[float]  #: fraction of accepted flow proposals per temperature
+    losses: list[list[float]]  #: maximum-likelihood loss of every training step per temperature
+    #: the flow's ``state_dict`` (detached copies) after training at each temperature, to plot or reload
+    flow_states: list[dict[str, Tensor]]
+
+
+def annealed_data_sets(
+    flow: Flow,
+    target: Target,
+    betas: Sequence[float],
+    initial_position: Tensor,
+    n_iterations: int,
+    n_train_steps: int,
+    make_local_kernel: Callable[[Target], Kernel] | None = None,
+    n_local_steps: int = 5,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    burn_in: int = 0,
+    progress: bool = False,
+) -> AnnealedDataSetsHistory:
+    r"""Annealed data sets (after McNaughton et al., PRE 2020; the lecture's Section 4.3).
+
+    For each :math:`\beta_k` in ``betas`` (increasing, ending at 1):
+
+    1. sample :math:`\rho_*^{\beta_k}\propto e^{-\beta_k U}` with ``n_iterations`` steps of the
+       :class:`~lecturekit.samplers.GlobalLocalKernel`: the flow as it was trained at
+       :math:`\beta_{k-1}` (untrained, i.e. its base, at :math:`k = 0`) proposes independent
+       moves, followed by ``n_local_steps`` steps of ``make_local_kernel(tempered_target)``
+       (default: :class:`~lecturekit.samplers.MALA` with step size 0.05);
+    2. train the flow by maximum likelihood (:func:`~lecturekit.training.train_max_likelihood`,
+       ``n_train_steps`` steps of ``batch_size``) on those chains, dropping the first ``burn_in``
+       iterations.
+
+    The walkers carry over from one temperature to the next, starting at
+    ``initial_position`` (``(n_walkers, dim)``). ``flow`` is trained in place. The chains at
+    each :math:`\beta_k` are exact MCMC for :math:`\rho_*^{\beta_k}` (the flow is frozen
+    while they run), but a flow that has missed a mode cannot propose it: annealing helps
+    because the modes are easy to find at high temperature.
+    """
+    if not isinstance(flow, Flow):
+        raise TypeError(f"flow must be a lecturekit Flow, got {type(flow).__name__}")
+    betas = check_schedule(betas)
+    check_positive_int(n_iterations, "n_iterations")
+    check_positive_int(n_train_steps, "n_train_steps")
+    if isinstance(burn_in, bool) or not isinstance(burn_in, int) or not 0 <= burn_in < n_iterations:
+        raise ValueError(f"burn_in must be an int in [0, n_iterations={n_iterations}), got {burn_in!r}")
+    if make_local_kernel is None:
+        def make_local_kernel(tempered: Target) -> Kernel:
+            return MALA(tempered, step_size=0.05)
+    position = initial_position
+    samples, acceptance, losses, states = [], [], [], []
+    for beta in betas:
+        tempered = TemperedPath(None, target, beta)
+        kernel = GlobalLocalKernel(tempered, flow, make_local_kernel(tempered), n_local_steps)
+        chains = run_chains(kernel, position, n_iterations, progress=progress)
+        position = chains.final_state.position
+        samples.append(chains.samples)
+        acceptance.append(chains.acceptance_rate())
+        data = chains.samples[burn_in:].reshape(-1, chains.samples.shape[-1])
+        losses.append(train_max_likelihood(flow, data, n_train_steps, batch_size=batch_size, lr=lr, progress=progress))
+        states.append({key: value.detach().clone() for key, value in flow.state_dict().items()})
+    return AnnealedDataSetsHistory(betas, samples, acceptance, losses, states)
