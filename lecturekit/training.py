@@ -20,10 +20,9 @@ import math
 import torch
 from torch import Tensor
 
-from lecturekit.distributions import check_positive_int
+from lecturekit.checks import check_number, check_points, check_positive_int
 from lecturekit.flows import Flow
 from lecturekit.progress import progress_bar
-from lecturekit.targets import check_points
 
 __all__ = ["forward_kl_loss", "train_max_likelihood"]
 
@@ -71,10 +70,8 @@ def train_max_likelihood(
         raise ValueError("data must be finite (it contains nan or inf)")
     check_positive_int(n_steps, "n_steps")
     check_positive_int(batch_size, "batch_size")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not 0 <= weight_decay < math.inf:
-        raise ValueError(f"weight_decay must be a non-negative finite number, got {weight_decay!r}")
+    check_number(lr, "lr", positive=True)
+    check_number(weight_decay, "weight_decay", non_negative=True)
     reference = _flow_tensor(flow)
     data = data.detach().to(device=reference.device, dtype=reference.dtype)
     n_data = data.shape[0]
