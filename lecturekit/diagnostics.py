@@ -60,6 +60,7 @@ from lecturekit.checks import check_number, check_tensor
 
 __all__ = [
     "ChainTooShortError",
+    "ConstantChainError",
     "acceptance_rate",
     "autocorrelation",
     "ess_from_log_weights",
@@ -84,6 +85,14 @@ class ChainTooShortError(ValueError):
     def __init__(self, message: str, tau: Tensor | None = None) -> None:
         super().__init__(message)
         self.tau = tau
+
+
+class ConstantChainError(ValueError):
+    """The chains never move: an autocorrelation time (0/0) or an R-hat is undefined.
+
+    Unlike :class:`ChainTooShortError`, running longer cannot help: the sampler is stuck
+    (e.g. a step size so large that every proposal is rejected).
+    """
 
 
 # --------------------------------------------------------------------------- weights
@@ -217,8 +226,8 @@ def integrated_autocorr_time(chain: Tensor, c: float = 5.0, min_length_factor: f
 
     Raises :class:`ChainTooShortError` when ``n_steps < min_length_factor * tau``: the
     estimate is then biased low and should not be reported (emcee's rule, factor 50).
-    Raises ``ValueError`` when every chain is constant in a coordinate: :math:`\tau` is
-    then undefined (0/0), and no number of steps would help.
+    Raises :class:`ConstantChainError` (a ``ValueError``) when every chain is constant in a
+    coordinate: :math:`\tau` is then undefined (0/0), and no number of steps would help.
 
     This is a *within-chain* quantity: each chain's autocorrelation is measured around
     its own mean, so chains stuck in different modes are not noticed (use :func:`rhat`).
@@ -231,7 +240,7 @@ def integrated_autocorr_time(chain: Tensor, c: float = 5.0, min_length_factor: f
     x = _check_chain(chain)
     constant = (x == x[:1]).all(0).all(0)  # (k,): every chain of this coordinate is constant
     if bool(constant.any()):
-        raise ValueError(
+        raise ConstantChainError(
             f"chain never moves: every chain is constant in coordinates {torch.nonzero(constant).flatten().tolist()}, so "
             "its autocorrelation time is undefined and running longer cannot help; check that the sampler moves"
         )
@@ -340,7 +349,7 @@ def _multi_chain_input(chain: Tensor) -> tuple[Tensor, torch.dtype]:
     x = _split_chains(x.to(work))
     total_constant = (x == x[:1, :1]).all(0).all(0)
     if bool(total_constant.any()):
-        raise ValueError(
+        raise ConstantChainError(
             f"chain takes a single value in coordinates {torch.nonzero(total_constant).flatten().tolist()}: "
             "R-hat and the effective sample size are undefined there (0/0); check that the sampler moves"
         )
@@ -376,7 +385,8 @@ def rhat(chain: Tensor) -> Tensor:
     (tail). Values near 1 mean the chains agree; Vehtari et al. recommend using the
     samples only when :math:`\hat R < 1.01`. Chains stuck in different modes give
     :math:`\hat R \gg 1`. Chains that are each constant but disagree give
-    :math:`+\infty`; a coordinate that never takes more than one value raises ``ValueError``.
+    :math:`+\infty`; a coordinate that never takes more than one value raises
+    :class:`ConstantChainError`.
 
     ``chain`` has shape ``(n_steps,)``, ``(n_steps, n_chains)`` (a scalar) or
     ``(n_steps, n_chains, dim)`` (one :math:`\hat R` per coordinate), ``n_steps >= 4``.

@@ -9,6 +9,7 @@ import torch
 
 from lecturekit.diagnostics import (
     ChainTooShortError,
+    ConstantChainError,
     acceptance_rate,
     autocorrelation,
     ess_from_log_weights,
@@ -168,7 +169,7 @@ def test_chain_too_short_is_refused() -> None:
 
 def test_a_stuck_chain_has_no_autocorrelation_time() -> None:
     # tau is 0/0 for a chain that never moves: a clear error, not "run longer" (which cannot help)
-    with pytest.raises(ValueError, match="never moves.*undefined") as info:
+    with pytest.raises(ConstantChainError, match="never moves.*undefined") as info:
         integrated_autocorr_time(torch.ones(1000, 4))
     assert not isinstance(info.value, ChainTooShortError)
     # one stuck chain among moving ones is merely very slow: its ACF is 1 at every lag

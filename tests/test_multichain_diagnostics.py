@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from lecturekit.diagnostics import ChainTooShortError, mcmc_ess, mcse, rhat
+from lecturekit.diagnostics import ChainTooShortError, ConstantChainError, mcmc_ess, mcse, rhat
 from lecturekit.samplers import MALA, RandomWalkMetropolis, run_chains
 from lecturekit.targets import GaussianMixture, MullerBrown
 
@@ -153,7 +153,7 @@ def test_low_precision_chains_are_upcast() -> None:
 
 
 def test_chains_that_never_move() -> None:
-    with pytest.raises(ValueError, match="single value"):
+    with pytest.raises(ConstantChainError, match="single value"):
         rhat(torch.ones(100, 4))
     # each chain constant, but at different values: infinitely far from agreeing
     assert math.isinf(float(rhat(torch.arange(4.0).repeat(100, 1))))
