@@ -28,6 +28,7 @@ TypeError: n_steps must be a positive int, got float 2.5
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from collections.abc import Sequence
@@ -188,7 +189,7 @@ def check_matches_module(x: Tensor, module: torch.nn.Module, name: str, what: st
     A ``float64`` batch is not silently rounded into a ``float32`` network (nor the
     reverse): convert one of them explicitly.
     """
-    for reference in (*module.parameters(), *module.buffers()):
+    for reference in itertools.chain(module.parameters(), module.buffers()):
         if not reference.is_floating_point():
             continue
         if x.device != reference.device:

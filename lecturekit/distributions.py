@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lecturekit.checks import check_points, check_positive_int  # check_positive_int re-exported
+from lecturekit.checks import check_points, check_positive_int, check_tensor  # check_positive_int re-exported
 
 __all__ = ["DiagonalGaussian", "StandardNormal", "check_positive_int"]
 
@@ -93,6 +93,9 @@ class DiagonalGaussian(nn.Module):
 
     def __init__(self, loc: Tensor, scale: Tensor, trainable: bool = False) -> None:
         super().__init__()
+        for name, value in (("loc", loc), ("scale", scale)):
+            if isinstance(value, Tensor):
+                check_tensor(value, name, floating=False)
         loc = torch.as_tensor(loc)
         scale = torch.as_tensor(scale, device=loc.device)
         if not loc.is_floating_point():

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor
 
-from lecturekit.checks import check_number, check_points, check_positive_int
+from lecturekit.checks import check_matches_module, check_number, check_points, check_positive_int
 from lecturekit.flows import Flow
 from lecturekit.progress import progress_bar
 
@@ -38,6 +38,7 @@ def forward_kl_loss(flow: Flow, data: Tensor) -> Tensor:
     if not isinstance(flow, Flow):
         raise TypeError(f"flow must be a lecturekit Flow, got {type(flow).__name__}")
     check_points(data, flow.dim, "data")
+    check_matches_module(data, flow, "data", "the flow")
     return -flow.log_prob(data).mean()
 
 

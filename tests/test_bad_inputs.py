@@ -35,7 +35,7 @@ from lecturekit.plotting import plot_energy_contours, plot_traces
 from lecturekit.quadrature import GridQuadrature
 from lecturekit.samplers import MALA, RandomWalkMetropolis, importance_sample, run_chains, self_normalized_expectation
 from lecturekit.targets import GaussianMixture, MullerBrown
-from lecturekit.training import train_max_likelihood
+from lecturekit.training import forward_kl_loss, train_max_likelihood
 from lecturekit.vae import VAE, train_vae
 
 INF, NAN = math.inf, math.nan
@@ -146,6 +146,12 @@ CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]] = {
         lambda d: self_normalized_expectation(torch.zeros(3, device=META), torch.zeros(3)),
         ValueError,
         "f_values",
+    ),
+    "DiagonalGaussian: loc on meta": (lambda d: DiagonalGaussian(torch.zeros(2, device=META), torch.ones(2)), ValueError, "loc"),
+    "forward_kl_loss: float64 data into float32 flow": (
+        lambda d: forward_kl_loss(small_flow(), torch.zeros(4, 2, dtype=torch.float64)),
+        TypeError,
+        "data",
     ),
     # ---------------------------------------------------------------- NaN and inf where they are refused
     "self_normalized_expectation: NaN f_values": (

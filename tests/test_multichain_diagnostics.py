@@ -17,23 +17,13 @@ import torch
 from lecturekit.diagnostics import ChainTooShortError, ConstantChainError, mcmc_ess, mcse, rhat
 from lecturekit.samplers import MALA, RandomWalkMetropolis, run_chains
 from lecturekit.targets import GaussianMixture, MullerBrown
+from test_diagnostics import ar1  # stationary AR(1) chains with exact answers
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)  # ArviZ announces its 1.0 refactor at import
     import arviz
 
 REL = 1e-10
-
-
-def ar1(phi: float, n_steps: int, n_chains: int) -> torch.Tensor:
-    """Stationary AR(1) chains x_{t+1} = phi x_t + N(0, 1), shape (n_steps, n_chains), float64."""
-    noise = torch.randn(n_steps, n_chains, dtype=torch.float64)
-    chain = torch.empty_like(noise)
-    x = noise[0] / math.sqrt(1 - phi**2)
-    for t in range(n_steps):
-        chain[t] = x
-        x = phi * x + noise[t]
-    return chain
 
 
 def arviz_diagnostics(chain: torch.Tensor) -> dict[str, float]:
