@@ -33,7 +33,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "pip==$(PIP_VERSION)"
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[course]"
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[course,tests]"
 	touch $(STAMP)
 
 book: setup

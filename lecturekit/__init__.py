@@ -10,7 +10,7 @@ Modules (one concept each):
                                 resampling, AIS, SMC and annealed flow transport
 - :mod:`lecturekit.tempering`   the tempered path from a base to the target
 - :mod:`lecturekit.annealing`   annealed variational inference and annealed data sets
-- :mod:`lecturekit.diagnostics` effective sample sizes, autocorrelation times
+- :mod:`lecturekit.diagnostics` effective sample sizes, autocorrelation times, R-hat
 - :mod:`lecturekit.plotting`    energy contours, traces, density heatmaps
 - :mod:`lecturekit.vae`         a small variational auto-encoder (Section 2.1)
 - :mod:`lecturekit.distributions` base measures for flows: standard and diagonal Gaussians
@@ -21,6 +21,7 @@ Modules (one concept each):
 - :mod:`lecturekit.progress`    progress bars that the book and the tests can silence
 - :mod:`lecturekit.quadrature`  exact 2D reference answers by grid quadrature
 - :mod:`lecturekit.radial_velocity` the exoplanet example: posterior, synthetic data, exact period marginal
+- :mod:`lecturekit.checks`      argument checks shared by every module, and their convention
 """
 
 __version__ = "0.1.0"

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from lecturekit.checks import check_int
+from lecturekit.checks import check_same_device  # re-exported: the check lives in lecturekit.checks
+
 ENV_VARIABLE = "LECTUREKIT_DEVICE"
 
 __all__ = [
@@ -66,8 +69,7 @@ def seed_everything(seed: int) -> None:
     >>> seed_everything(0); bool(torch.equal(a, torch.rand(2)))
     True
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = check_int(seed, "seed", minimum=0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -80,20 +82,6 @@ def synchronize(device: torch.device | str | None = None) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
-
-
-def check_same_device(**tensors: torch.Tensor) -> torch.device:
-    """Return the common device of the named tensors, or raise naming the odd one out.
-
-    >>> check_same_device(x=torch.zeros(1), y=torch.ones(1)).type
-    'cpu'
-    """
-    devices = {name: t.device for name, t in tensors.items()}
-    first_name, first = next(iter(devices.items()))
-    for name, device in devices.items():
-        if device != first:
-            raise ValueError(f"{name} is on {device} but {first_name} is on {first}; move them to one device")
-    return first
 
 
 @dataclass

@@ -25,6 +25,28 @@ says how many steps one independent sample costs: :math:`\mathrm{ESS} = N / \tau
 and the Monte Carlo standard error of the chain mean is
 :math:`\sqrt{\operatorname{Var}(f) / \mathrm{ESS}}`. The sum is truncated with
 Sokal's automatic window (Sokal 1997), as in emcee (Foreman-Mackey et al. 2013).
+
+*Several chains* can do more: they can disagree. Each chain's autocorrelation above is
+measured around that chain's own mean, so four chains stuck in four different modes
+look perfectly mixed. The multi-chain diagnostics of Vehtari, Gelman, Simpson,
+Carpenter & Bürkner (Bayesian Analysis 16(2), 667, 2021) compare chains with each other:
+with :math:`M` chains of :math:`N` steps (each split in two halves, so that a drift
+within a chain also shows), chain means :math:`\bar x_m`, within-chain variances
+:math:`s_m^2` and
+
+.. math::
+
+    W = \frac1M \sum_m s_m^2, \qquad
+    B = \frac{N}{M-1} \sum_m (\bar x_m - \bar x)^2, \qquad
+    \widehat{\operatorname{var}}^+ = \frac{N-1}{N} W + \frac1N B,
+
+the potential scale reduction is :math:`\hat R = \sqrt{\widehat{\operatorname{var}}^+ / W}`
+(:func:`rhat`; close to 1 when the chains agree, :math:`\hat R > 1.01` is a warning) and
+the autocorrelations are measured against the pooled variance,
+:math:`\hat\rho_t = 1 - (W - \overline{C_m(t)}) / \widehat{\operatorname{var}}^+`, so that
+disagreement between chains lowers the effective sample size (:func:`mcmc_ess`) and
+raises the standard error (:func:`mcse`). These are the defaults; the within-chain
+versions stay available with ``method="within_chain"``.
 """
 
 from __future__ import annotations
@@ -34,8 +56,11 @@ import math
 import torch
 from torch import Tensor
 
+from lecturekit.checks import check_number, check_tensor
+
 __all__ = [
     "ChainTooShortError",
+    "ConstantChainError",
     "acceptance_rate",
     "autocorrelation",
     "ess_from_log_weights",
@@ -44,7 +69,11 @@ __all__ = [
     "mcse",
     "nearest_mode",
     "normalized_weights",
+    "rhat",
 ]
+
+ESS_METHODS = ("bulk", "mean", "within_chain")
+MCSE_METHODS = ("mean", "within_chain")
 
 
 class ChainTooShortError(ValueError):
@@ -58,14 +87,19 @@ class ChainTooShortError(ValueError):
         self.tau = tau
 
 
+class ConstantChainError(ValueError):
+    """The chains never move: an autocorrelation time (0/0) or an R-hat is undefined.
+
+    Unlike :class:`ChainTooShortError`, running longer cannot help: the sampler is stuck
+    (e.g. a step size so large that every proposal is rejected).
+    """
+
+
 # --------------------------------------------------------------------------- weights
 
 
 def _check_log_weights(log_weights: Tensor) -> None:
-    if not isinstance(log_weights, Tensor):
-        raise TypeError(f"log_weights must be a torch.Tensor, got {type(log_weights).__name__}")
-    if not log_weights.is_floating_point():
-        raise TypeError(f"log_weights must be a floating-point tensor, got dtype {log_weights.dtype}")
+    check_tensor(log_weights, "log_weights")
     if log_weights.dim() == 0 or log_weights.shape[-1] == 0:
         raise ValueError(f"log_weights must have shape (..., n) with n >= 1, got {tuple(log_weights.shape)}")
     if bool(torch.isnan(log_weights).any()) or bool(torch.isposinf(log_weights).any()):
@@ -124,23 +158,35 @@ def acceptance_rate(accepted: Tensor) -> float:
     return float(accepted.float().mean())
 
 
-def _check_chain(chain: Tensor) -> Tensor:
-    """Validate ``chain`` and return it as ``(n_steps, n_chains, k)``."""
-    if not isinstance(chain, Tensor):
-        raise TypeError(f"chain must be a torch.Tensor, got {type(chain).__name__}")
-    if not chain.is_floating_point():
-        raise TypeError(f"chain must be a floating-point tensor, got dtype {chain.dtype}")
+def _check_chain(chain: Tensor, min_steps: int = 2) -> Tensor:
+    """Validate ``chain`` and return it as ``(n_steps, n_chains, k)``, in at least ``float32``.
+
+    Half-precision chains (``float16``, ``bfloat16``) are upcast: their autocorrelation
+    would lose all precision, and torch's FFT refuses them on the CPU.
+    """
+    check_tensor(chain, "chain")
     if chain.dim() not in (1, 2, 3):
         raise ValueError(
             f"chain must have shape (n_steps,), (n_steps, n_chains) or (n_steps, n_chains, dim); got {tuple(chain.shape)}"
         )
-    if chain.shape[0] < 2 or chain.numel() == 0:
-        raise ValueError(f"chain needs at least 2 steps and 1 chain, got shape {tuple(chain.shape)}")
+    if chain.shape[0] < min_steps or chain.numel() == 0:
+        raise ValueError(f"chain needs at least {min_steps} steps and 1 chain, got shape {tuple(chain.shape)}")
     if not bool(torch.isfinite(chain).all()):
         raise ValueError("chain contains NaN or inf")
     n_steps = chain.shape[0]
     n_chains = chain.shape[1] if chain.dim() >= 2 else 1
+    if chain.dtype.itemsize < 4:
+        chain = chain.float()
     return chain.reshape(n_steps, n_chains, -1)
+
+
+def _autocovariance(x: Tensor) -> Tensor:
+    r"""Biased autocovariance :math:`C(t) = \frac1N \sum_{s<N-t} (x_s - \bar x)(x_{s+t} - \bar x)` along axis 0 (FFT)."""
+    n = x.shape[0]
+    x = x - x.mean(0)
+    n_fft = 2 ** math.ceil(math.log2(2 * n))  # zero-padding: no wrap-around
+    spectrum = torch.fft.rfft(x, n=n_fft, dim=0)
+    return torch.fft.irfft(spectrum.abs().square(), n=n_fft, dim=0)[:n] / n
 
 
 def autocorrelation(chain: Tensor) -> Tensor:
@@ -160,12 +206,8 @@ def autocorrelation(chain: Tensor) -> Tensor:
     1.0
     """
     x = _check_chain(chain)
-    n = x.shape[0]
     stuck = (x == x[:1]).all(0, keepdim=True)  # exactly constant: rounding would fake a variance
-    x = x - x.mean(0)
-    n_fft = 2 ** math.ceil(math.log2(2 * n))  # zero-padding: no wrap-around
-    spectrum = torch.fft.rfft(x, n=n_fft, dim=0)
-    autocov = torch.fft.irfft(spectrum.abs().square(), n=n_fft, dim=0)[:n]
+    autocov = _autocovariance(x)
     rho = torch.where(stuck, torch.ones_like(autocov), autocov / autocov[:1])
     return rho.reshape(chain.shape)
 
@@ -184,14 +226,24 @@ def integrated_autocorr_time(chain: Tensor, c: float = 5.0, min_length_factor: f
 
     Raises :class:`ChainTooShortError` when ``n_steps < min_length_factor * tau``: the
     estimate is then biased low and should not be reported (emcee's rule, factor 50).
+    Raises :class:`ConstantChainError` (a ``ValueError``) when every chain is constant in a
+    coordinate: :math:`\tau` is then undefined (0/0), and no number of steps would help.
+
+    This is a *within-chain* quantity: each chain's autocorrelation is measured around
+    its own mean, so chains stuck in different modes are not noticed (use :func:`rhat`).
 
     For an AR(1) chain :math:`x_{t+1} = \phi x_t + \epsilon_t`,
     :math:`\tau = (1 + \phi) / (1 - \phi)`.
     """
-    if not (isinstance(c, (int, float)) and c > 0):
-        raise ValueError(f"c must be a positive number, got {c!r}")
-    if not (isinstance(min_length_factor, (int, float)) and min_length_factor >= 0):
-        raise ValueError(f"min_length_factor must be a non-negative number, got {min_length_factor!r}")
+    c = check_number(c, "c", positive=True)
+    min_length_factor = check_number(min_length_factor, "min_length_factor", non_negative=True)
+    x = _check_chain(chain)
+    constant = (x == x[:1]).all(0).all(0)  # (k,): every chain of this coordinate is constant
+    if bool(constant.any()):
+        raise ConstantChainError(
+            f"chain never moves: every chain is constant in coordinates {torch.nonzero(constant).flatten().tolist()}, so "
+            "its autocorrelation time is undefined and running longer cannot help; check that the sampler moves"
+        )
     rho = autocorrelation(chain)
     n = rho.shape[0]
     rho = rho.reshape(n, chain.shape[1] if chain.dim() >= 2 else 1, -1).mean(1)  # (n, k)
@@ -211,30 +263,223 @@ def integrated_autocorr_time(chain: Tensor, c: float = 5.0, min_length_factor: f
     return tau
 
 
-def mcmc_ess(chain: Tensor, **kwargs: float) -> Tensor:
-    r"""Effective sample size of a set of chains, :math:`N_\text{steps} N_\text{chains} / \tau`.
+def _split_chains(x: Tensor) -> Tensor:
+    """``(n, m, k) -> (n // 2, 2 m, k)``: each chain cut in two halves (the middle step dropped when ``n`` is odd)."""
+    half = x.shape[0] // 2
+    return torch.cat([x[:half], x[x.shape[0] - half :]], dim=1)
 
-    Keyword arguments go to :func:`integrated_autocorr_time`.
+
+def _rank_normalize(x: Tensor) -> Tensor:
+    r"""Rank-normalised draws :math:`z = \Phi^{-1}\big((r - 3/8) / (S + 1/4)\big)` per coordinate.
+
+    :math:`r` is the rank of a draw among all :math:`S` draws of all chains (ties get their
+    average rank), as in Vehtari et al. (2021), eq. 14. ``x`` has shape ``(n, m, k)``.
     """
-    tau = integrated_autocorr_time(chain, **kwargs)
-    n_samples = chain.shape[0] * (chain.shape[1] if chain.dim() >= 2 else 1)
-    return n_samples / tau
+    n, m, k = x.shape
+    flat = x.reshape(n * m, k)
+    ranks = torch.empty_like(flat)
+    for j in range(k):
+        values, order = torch.sort(flat[:, j])
+        _, group, counts = torch.unique_consecutive(values, return_inverse=True, return_counts=True)
+        first = torch.cumsum(counts, 0) - counts  # 0-based position of each group of ties
+        average_rank = first.to(flat.dtype) + (counts.to(flat.dtype) + 1) / 2
+        ranks[order, j] = average_rank[group]
+    return torch.special.ndtri((ranks - 0.375) / (n * m + 0.25)).reshape(n, m, k)
 
 
-def mcse(chain: Tensor, **kwargs: float) -> Tensor:
+def _rhat_raw(x: Tensor) -> Tensor:
+    r""":math:`\sqrt{\widehat{\operatorname{var}}^+ / W}` of ``(n, m, k)`` chains, shape ``(k,)``."""
+    n = x.shape[0]
+    between = n * x.mean(0).var(0, correction=1)
+    within = x.var(0, correction=1).mean(0)
+    return torch.sqrt((between / within + n - 1) / n)
+
+
+def _ess_raw(x: Tensor) -> Tensor:
+    r"""Multi-chain effective sample size of ``(n, m, k)`` chains, shape ``(k,)`` (Vehtari et al. 2021, sec. 3.2).
+
+    .. math::
+
+        \hat\rho_t = 1 - \frac{W - \frac1M\sum_m C_m(t)}{\widehat{\operatorname{var}}^+},
+        \qquad \mathrm{ESS} = \frac{NM}{\hat\tau}, \quad
+        \hat\tau = -1 + 2 \sum_{t=0}^{2K+1} \hat\rho_t + \hat\rho_{2K+2},
+
+    where the sum runs over the pairs :math:`P_j = \hat\rho_{2j} + \hat\rho_{2j+1}` of
+    Geyer's initial positive sequence (up to the first non-positive pair), made monotone
+    (Geyer 1992); :math:`\hat\tau` is at least :math:`1 / \log_{10}(NM)`. This follows
+    the reference implementation of ArviZ and Stan step by step.
+    """
+    n, m, _ = x.shape
+    autocov = _autocovariance(x)  # (n, m, k)
+    mean_autocov = autocov.mean(1)  # (n, k)
+    within = mean_autocov[0] * n / (n - 1)
+    var_plus = within * (n - 1) / n
+    if m > 1:
+        var_plus = var_plus + x.mean(0).var(0, correction=1)
+    rho = 1 - (within - mean_autocov) / var_plus  # (n, k)
+    rho[0] = 1  # by definition (the formula gives 1 - W / (N var+), not quite 1)
+    n_pairs = n // 2
+    pairs = rho[0 : 2 * n_pairs : 2] + rho[1 : 2 * n_pairs : 2]  # (n_pairs, k)
+    j = torch.arange(n_pairs, device=x.device).unsqueeze(-1)
+    computed = (j == 0) | (2 * j - 1 < n - 3)  # pairs the reference implementation looks at
+    negative = pairs <= 0
+    stop = torch.cat([~computed | negative, torch.ones_like(negative[:1])])  # a last row where every column stops
+    first_stop = stop.int().argmax(0)  # (k,), n_pairs where every pair was looked at and positive
+    at = first_stop.clamp(max=n_pairs - 1).unsqueeze(0)
+    stopped_by_sign = (first_stop < n_pairs) & (negative & computed).gather(0, at).squeeze(0)
+    # n_kept: how many leading pairs enter the sum; the even element of the pair after them is added on its own
+    n_kept = torch.where(stopped_by_sign, first_stop, first_stop - 1)
+    n_kept = torch.clamp(n_kept, min=0)
+    monotone = torch.cummin(pairs, dim=0).values
+    kept = j < n_kept.unsqueeze(0)
+    tau = -1 + 2 * torch.where(kept, monotone, torch.zeros_like(monotone)).sum(0)
+    next_even = rho.gather(0, (2 * n_kept).clamp(max=n - 1).unsqueeze(0)).squeeze(0)
+    next_pair = pairs.gather(0, n_kept.unsqueeze(0)).squeeze(0)
+    add_even = (next_even > 0) | (next_pair >= 0) | (n_kept == 0)
+    tau = tau + torch.where(add_even, next_even, torch.zeros_like(next_even))
+    tau = torch.clamp(tau, min=1 / math.log10(n * m))
+    return n * m / tau
+
+
+def _multi_chain_input(chain: Tensor) -> tuple[Tensor, torch.dtype]:
+    """``chain`` as split ``(n // 2, 2 m, k)`` chains in float64 (float32 on MPS), and the dtype to return."""
+    x = _check_chain(chain, min_steps=4)
+    out_dtype = x.dtype
+    work = torch.float32 if x.device.type == "mps" else torch.float64
+    x = _split_chains(x.to(work))
+    total_constant = (x == x[:1, :1]).all(0).all(0)
+    if bool(total_constant.any()):
+        raise ConstantChainError(
+            f"chain takes a single value in coordinates {torch.nonzero(total_constant).flatten().tolist()}: "
+            "R-hat and the effective sample size are undefined there (0/0); check that the sampler moves"
+        )
+    return x, out_dtype
+
+
+def _shape_result(values: Tensor, chain: Tensor, dtype: torch.dtype) -> Tensor:
+    """``(k,)`` -> a scalar for ``(n,)`` or ``(n, m)`` chains, ``(dim,)`` for ``(n, m, dim)``."""
+    values = values.to(dtype)
+    return values.reshape(chain.shape[2:]) if chain.dim() == 3 else values.squeeze(0)
+
+
+def _median(flat: Tensor) -> Tensor:
+    """Median over axis 0, the mean of the two middle values for an even count (as NumPy's)."""
+    ordered = flat.sort(0).values
+    n = ordered.shape[0]
+    return (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
+
+
+def rhat(chain: Tensor) -> Tensor:
+    r"""Rank-normalised split :math:`\hat R` (Vehtari, Gelman, Simpson, Carpenter & Bürkner 2021).
+
+    The chains are split in halves, rank-normalised (:math:`z = \Phi^{-1}` of the scaled
+    pooled ranks, so heavy tails do no harm), and
+
+    .. math::
+
+        \hat R = \max\big(\hat R_\text{bulk}, \hat R_\text{tail}\big), \qquad
+        \hat R_\cdot = \sqrt{\frac{\frac{N-1}{N} W + \frac1N B}{W}},
+
+    with :math:`W` and :math:`B` the within- and between-chain variances of the
+    normalised draws (bulk) and of the normalised folded draws :math:`|x - \operatorname{median}(x)|`
+    (tail). Values near 1 mean the chains agree; Vehtari et al. recommend using the
+    samples only when :math:`\hat R < 1.01`. Chains stuck in different modes give
+    :math:`\hat R \gg 1`. Chains that are each constant but disagree give
+    :math:`+\infty`; a coordinate that never takes more than one value raises
+    :class:`ConstantChainError`.
+
+    ``chain`` has shape ``(n_steps,)``, ``(n_steps, n_chains)`` (a scalar) or
+    ``(n_steps, n_chains, dim)`` (one :math:`\hat R` per coordinate), ``n_steps >= 4``.
+
+    >>> chains = torch.randn(1000, 4, generator=torch.Generator().manual_seed(0))
+    >>> float(rhat(chains)) < 1.01
+    True
+    >>> float(rhat(chains + torch.tensor([0.0, 0.0, 5.0, 5.0]))) > 1.5  # two chains elsewhere
+    True
+    """
+    x, dtype = _multi_chain_input(chain)
+    bulk = _rhat_raw(_rank_normalize(x))
+    folded = (x - _median(x.reshape(-1, x.shape[-1]))).abs()
+    tail = _rhat_raw(_rank_normalize(folded))
+    return _shape_result(torch.maximum(bulk, tail), chain, dtype)
+
+
+def _check_method(method: object, allowed: tuple[str, ...]) -> str:
+    if not isinstance(method, str):
+        raise TypeError(f"method must be one of {allowed}, got {method!r}")
+    if method not in allowed:
+        raise ValueError(f"method must be one of {allowed}, got {method!r}")
+    return method
+
+
+def _check_within_chain_kwargs(method: str, kwargs: dict[str, float]) -> None:
+    unknown = set(kwargs) - {"c", "min_length_factor"}
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments {sorted(unknown)}; only c and min_length_factor are accepted")
+    if kwargs and method != "within_chain":
+        raise ValueError(f"{sorted(kwargs)} only apply to method='within_chain' (Sokal's window), not method={method!r}")
+
+
+def mcmc_ess(chain: Tensor, method: str = "bulk", **kwargs: float) -> Tensor:
+    r"""Effective sample size of a set of chains.
+
+    - ``method="bulk"`` (default): the rank-normalised split multi-chain ESS of
+      Vehtari et al. (2021), their "bulk-ESS". Chains that disagree lower it.
+    - ``method="mean"``: the same without rank normalisation, the ESS for the mean of
+      :math:`x` itself (what :func:`mcse` uses).
+    - ``method="within_chain"``: :math:`N_\text{steps} N_\text{chains} / \tau` with
+      Sokal's :math:`\tau` of :func:`integrated_autocorr_time`, each chain measured around
+      its own mean (blind to chains that disagree; refuses chains shorter than
+      :math:`50\tau`). Keyword arguments ``c`` and ``min_length_factor`` go to
+      :func:`integrated_autocorr_time` and apply only here.
+
+    A scalar for ``(n_steps,)`` or ``(n_steps, n_chains)``; shape ``(dim,)`` for
+    ``(n_steps, n_chains, dim)``. The multi-chain versions need ``n_steps >= 4`` and do
+    not refuse short chains: Vehtari et al. recommend relying on the samples only when
+    the bulk-ESS exceeds about 400 (100 per chain for four chains) and :func:`rhat` < 1.01.
+    """
+    method = _check_method(method, ESS_METHODS)
+    _check_within_chain_kwargs(method, kwargs)
+    if method == "within_chain":
+        tau = integrated_autocorr_time(chain, **kwargs)
+        n_samples = chain.shape[0] * (chain.shape[1] if chain.dim() >= 2 else 1)
+        return n_samples / tau
+    x, dtype = _multi_chain_input(chain)
+    return _shape_result(_ess_raw(_rank_normalize(x) if method == "bulk" else x), chain, dtype)
+
+
+def mcse(chain: Tensor, method: str = "mean", **kwargs: float) -> Tensor:
     r"""Monte Carlo standard error of the mean of ``chain`` over steps and chains.
 
     .. math::
 
         \mathrm{MCSE} = \sqrt{\widehat{\operatorname{Var}}(x) \,/\, \mathrm{ESS}},
-        \qquad \mathrm{ESS} = N_\text{steps} N_\text{chains} / \tau.
+
+    with :math:`\widehat{\operatorname{Var}}` the variance of all draws pooled and
+
+    - ``method="mean"`` (default): the multi-chain ESS for the mean
+      (:func:`mcmc_ess` with ``method="mean"``, Vehtari et al. 2021), which sees the
+      between-chain variance: chains stuck in different modes give a large error;
+    - ``method="within_chain"``: :math:`\mathrm{ESS} = N_\text{steps} N_\text{chains} / \tau`
+      from Sokal's window (``c`` and ``min_length_factor`` go to
+      :func:`integrated_autocorr_time`); each chain's autocorrelation is measured around
+      its own mean, so disagreement between chains is invisible.
 
     A scalar for ``(n_steps,)`` or ``(n_steps, n_chains)``; shape ``(dim,)`` for
-    ``(n_steps, n_chains, dim)``. Keyword arguments go to :func:`integrated_autocorr_time`.
+    ``(n_steps, n_chains, dim)``.
+
+    >>> chains = torch.randn(20_000, 4, generator=torch.Generator().manual_seed(0))
+    >>> round(float(mcse(chains)), 3)  # 1 / sqrt(80,000)
+    0.004
+    >>> round(float(mcse(chains + torch.tensor([0.0, 0.0, 5.0, 5.0]))), 1)  # chains that disagree
+    1.3
     """
-    ess = mcmc_ess(chain, **kwargs)
-    flat = chain.reshape(-1, *chain.shape[2:]) if chain.dim() >= 2 else chain
-    return torch.sqrt(flat.var(0) / ess)
+    method = _check_method(method, MCSE_METHODS)
+    _check_within_chain_kwargs(method, kwargs)
+    ess = mcmc_ess(chain, method, **kwargs)
+    x = _check_chain(chain)
+    variance = x.reshape(-1, x.shape[-1]).var(0)
+    return torch.sqrt(_shape_result(variance, chain, x.dtype) / ess)
 
 
 # --------------------------------------------------------------------------- modes

@@ -24,20 +24,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lecturekit.targets import check_points
+from lecturekit.checks import check_points, check_positive_int, check_tensor  # check_positive_int re-exported
 
 __all__ = ["DiagonalGaussian", "StandardNormal", "check_positive_int"]
 
 _LOG_TWO_PI = math.log(2 * math.pi)
-
-
-def check_positive_int(value: object, name: str) -> int:
-    """Return ``value`` if it is a positive ``int`` (not a bool), else raise naming ``name``."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 class StandardNormal(nn.Module):
@@ -102,6 +93,9 @@ class DiagonalGaussian(nn.Module):
 
     def __init__(self, loc: Tensor, scale: Tensor, trainable: bool = False) -> None:
         super().__init__()
+        for name, value in (("loc", loc), ("scale", scale)):
+            if isinstance(value, Tensor):
+                check_tensor(value, name, floating=False)
         loc = torch.as_tensor(loc)
         scale = torch.as_tensor(scale, device=loc.device)
         if not loc.is_floating_point():

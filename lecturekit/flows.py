@@ -17,7 +17,11 @@ pieces. Conventions here:
   :math:`z = T^{-1}(x)` and :math:`\log|\det \partial z/\partial x|` (the negative of the
   former at the matching point);
 - tensors are batch-first, shape ``(..., dim)`` in and ``(...)`` for log-determinants, on
-  whatever device the module lives on.
+  whatever device the module lives on, in the module's dtype: a tensor on another device or
+  in another floating dtype (``float64`` points into a ``float32`` flow) is refused with an
+  error naming it, never silently converted;
+- :meth:`Flow.log_prob` is ``-inf`` at points with an infinite coordinate and NaN at points
+  with a NaN coordinate (:func:`lecturekit.checks.fill_at_infinity`).
 
 The building block is the affine coupling layer of Real NVP (Dinh, Sohl-Dickstein &
 Bengio, ICLR 2017), :class:`AffineCoupling`, whose boolean mask marks the coordinates
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -46,8 +51,16 @@ import torch
 from torch import Tensor, nn
 
 from lecturekit import distributions
-from lecturekit.distributions import StandardNormal, check_positive_int
-from lecturekit.targets import check_points
+from lecturekit.checks import (
+    check_matches_module,
+    check_module_class,
+    check_number,
+    check_points,
+    check_positive_int,
+    check_widths,
+    fill_at_infinity,
+)
+from lecturekit.distributions import StandardNormal
 
 __all__ = [
     "AffineCoupling",
@@ -98,9 +111,11 @@ def _check_dim(dim: object, name: str = "dim", minimum: int = 2) -> int:
 
 
 def _check_parity(parity: object) -> int:
-    if not isinstance(parity, int) or isinstance(parity, bool) or parity not in (0, 1):
+    if not isinstance(parity, int) or isinstance(parity, bool):
+        raise TypeError(f"parity must be 0 or 1, got {type(parity).__name__} {parity!r}")
+    if parity not in (0, 1):
         raise ValueError(f"parity must be 0 or 1, got {parity!r}")
-    return parity  # type: ignore[return-value]
+    return parity
 
 
 def half_mask(dim: int, flip: bool = False) -> Tensor:
@@ -182,25 +197,15 @@ def mlp(
 
 
 def _check_hidden(hidden: object) -> tuple[int, ...]:
-    if isinstance(hidden, int) or not isinstance(hidden, Sequence):
-        raise TypeError(f"hidden must be a sequence of positive ints such as (64, 64), got {hidden!r}")
-    for width in hidden:
-        check_positive_int(width, "hidden widths")
-    return tuple(hidden)
+    return check_widths(hidden, "hidden")
 
 
 def _check_activation(activation: object) -> type[nn.Module]:
-    if not (isinstance(activation, type) and issubclass(activation, nn.Module)):
-        raise TypeError(f"activation must be an nn.Module class such as nn.ReLU, got {activation!r}")
-    return activation
+    return check_module_class(activation, "activation")
 
 
 def _check_scale_bound(scale_bound: object) -> float:
-    if isinstance(scale_bound, bool) or not isinstance(scale_bound, (int, float)):
-        raise TypeError(f"scale_bound must be a positive number, got {scale_bound!r}")
-    if not 0 < scale_bound < float("inf"):
-        raise ValueError(f"scale_bound must be positive and finite, got {scale_bound!r}")
-    return float(scale_bound)
+    return check_number(scale_bound, "scale_bound", positive=True)
 
 
 class AffineCoupling(Transform):
@@ -292,6 +297,7 @@ class AffineCoupling(Transform):
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         check_points(z, self.dim, "z")
+        check_matches_module(z, self, "z", "the coupling layer")
         z_a, z_b = self._split(z)
         shift, raw = self.conditioner(z_a).chunk(2, dim=-1)
         log_scale = torch.tanh(raw) * self.scale_bound
@@ -300,6 +306,7 @@ class AffineCoupling(Transform):
 
     def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
         check_points(x, self.dim, "x")
+        check_matches_module(x, self, "x", "the coupling layer")
         x_a, x_b = self._split(x)
         shift, raw = self.conditioner(x_a).chunk(2, dim=-1)
         minus_log_scale = torch.tanh(raw) * -self.scale_bound
@@ -355,6 +362,7 @@ class Flow(nn.Module):
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """Map base points to data space: ``(x, log|det dx/dz|)``."""
         check_points(z, self.dim, "z")
+        check_matches_module(z, self, "z", "the flow")
         log_det = None
         for transform in self.transforms:
             z, ld = transform(z)
@@ -364,6 +372,7 @@ class Flow(nn.Module):
     def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Map data points to the base: ``(z, log|det dz/dx|)``."""
         check_points(x, self.dim, "x")
+        check_matches_module(x, self, "x", "the flow")
         log_det = None
         for transform in reversed(self.transforms):
             x, ld = transform.inverse(x)
@@ -371,9 +380,13 @@ class Flow(nn.Module):
         return x, x.new_zeros(x.shape[:-1]) if log_det is None else log_det
 
     def log_prob(self, x: Tensor) -> Tensor:
-        r""":math:`\log\rho_\theta(x)` for ``x`` of shape ``(..., dim)``."""
+        r""":math:`\log\rho_\theta(x)` for ``x`` of shape ``(..., dim)``.
+
+        ``-inf`` at points with an infinite coordinate (the density vanishes there), NaN at
+        points with a NaN coordinate, as torch's own functions propagate NaN.
+        """
         z, log_det = self.inverse(x)
-        return self.base.log_prob(z) + log_det
+        return fill_at_infinity(self.base.log_prob(z) + log_det, x, -math.inf)
 
     def sample_and_log_prob(self, n: int) -> tuple[Tensor, Tensor]:
         r"""``n`` samples :math:`x = T(z)` and their :math:`\log\rho_\theta(x)`, differentiable in the parameters."""
@@ -514,26 +527,55 @@ def save_flow(flow: Flow, path: str | os.PathLike[str]) -> None:
 def load_flow(path: str | os.PathLike[str], map_location: torch.device | str | None = None) -> Flow:
     """Rebuild a flow written by :func:`save_flow`, on ``map_location`` (default: the CPU).
 
-    The file is read with ``weights_only=True``: it holds only tensors and plain values.
+    The file is read with ``torch.load(..., weights_only=True)``: it may hold only tensors
+    and plain values, so loading an untrusted file cannot run code. A file that is empty,
+    truncated, not a torch file, or whose contents were edited into something
+    :func:`real_nvp` cannot rebuild raises ``ValueError`` naming the file (a missing file,
+    ``FileNotFoundError``).
     """
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path {str(path)!r} is not a file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # EOFError, UnpicklingError, zip reader errors, ...
+        # `from None`: torch's own text suggests weights_only=False, unsafe for an untrusted file
+        raise _not_a_flow_file(path, f"torch.load(weights_only=True) cannot read it ({type(error).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not a flow written by lecturekit.flows.save_flow")
+        raise _not_a_flow_file(path, "it has no lecturekit flow format marker")
     if payload.get("version") != _FORMAT_VERSION:
-        raise ValueError(f"{path} has format version {payload.get('version')}, expected {_FORMAT_VERSION}")
-    settings = dict(payload["settings"])
-    base_cls = getattr(distributions, payload["base"]["class"])
-    settings["base"] = base_cls.from_config(**payload["base"]["config"])
-    settings["activation"] = getattr(nn, settings["activation"])
-    builder = settings.pop("builder", "real_nvp")
-    if builder == "lattice_flow":  # lecturekit.lattice_flows imports this module: import it late
-        from lecturekit.lattice_flows import lattice_flow as build
-    elif builder == "real_nvp":
-        build = real_nvp
-    else:
-        raise ValueError(f"{path} names an unknown flow builder {builder!r}")
-    flow = build(**settings).to(getattr(torch, payload["dtype"]))
-    flow.load_state_dict(payload["state_dict"])
+        raise _not_a_flow_file(path, f"it has format version {payload.get('version')!r}, expected {_FORMAT_VERSION}")
+    try:
+        settings = dict(payload["settings"])
+        base_name, base_config = payload["base"]["class"], dict(payload["base"]["config"])
+        base_cls = getattr(distributions, base_name, None) if base_name in distributions.__all__ else None
+        if not (isinstance(base_cls, type) and issubclass(base_cls, nn.Module)):
+            raise ValueError(f"unknown base distribution {base_name!r}")
+        settings["base"] = base_cls.from_config(**base_config)
+        activation = getattr(nn, str(settings["activation"]), None)
+        if not (isinstance(activation, type) and issubclass(activation, nn.Module)):
+            raise ValueError(f"unknown activation {settings['activation']!r}")
+        settings["activation"] = activation
+        dtype = getattr(torch, str(payload["dtype"]), None)
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ValueError(f"unknown dtype {payload['dtype']!r}")
+        builder = settings.pop("builder", "real_nvp")
+        if builder == "lattice_flow":  # lecturekit.lattice_flows imports this module: import it late
+            from lecturekit.lattice_flows import lattice_flow as build
+        elif builder == "real_nvp":
+            build = real_nvp
+        else:
+            raise ValueError(f"unknown flow builder {builder!r}")
+        flow = build(**settings).to(dtype)
+        flow.load_state_dict(payload["state_dict"])
+    except Exception as error:  # KeyError, TypeError, ValueError, RuntimeError from edited contents
+        raise _not_a_flow_file(path, f"its contents do not rebuild a flow ({type(error).__name__}: {error})") from error
     if map_location is not None:
         flow = flow.to(map_location)
     return flow
+
+
+def _not_a_flow_file(path: Path, reason: str) -> ValueError:
+    return ValueError(f"{str(path)!r} is not a valid lecturekit flow file (loaded with weights_only=True): {reason}")

@@ -24,7 +24,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
 from torch import Tensor
 
-from lecturekit.quadrature import check_limits
+from lecturekit.checks import check_int, check_limits, check_number
 from lecturekit.targets import Target
 
 __all__ = [
@@ -48,8 +48,7 @@ def _to_numpy(x: Tensor, name: str) -> np.ndarray:
 
 
 def _check_grid_size(grid_size: int) -> None:
-    if not isinstance(grid_size, int) or isinstance(grid_size, bool) or grid_size < 2:
-        raise ValueError(f"grid_size must be an int >= 2, got {grid_size!r}")
+    check_int(grid_size, "grid_size", minimum=2)
 
 
 def _infer_placement(obj: object) -> tuple[torch.device, torch.dtype]:
@@ -120,10 +119,13 @@ def plot_energy_contours(
     xlim, ylim = check_limits(xlim, "xlim"), check_limits(ylim, "ylim")
     _check_grid_size(grid_size)
     if isinstance(levels, int) and not isinstance(levels, bool):
-        if levels < 2:
-            raise ValueError(f"levels must be >= 2, got {levels}")
-    elif not isinstance(levels, Sequence) or len(levels) < 2:
+        check_int(levels, "levels", minimum=2)
+    elif not isinstance(levels, Sequence) or isinstance(levels, str):
+        raise TypeError(f"levels must be an int >= 2 or a sequence of at least two values, got {levels!r}")
+    elif len(levels) < 2:
         raise ValueError(f"levels must be an int >= 2 or a sequence of at least two values, got {levels!r}")
+    if max_energy is not None:
+        check_number(max_energy, "max_energy")
 
     device, dtype = _infer_placement(target)
     X, Y, points = _grid(xlim, ylim, grid_size, device, dtype)
@@ -197,8 +199,7 @@ def _as_chains(samples: Tensor, name: str = "samples") -> np.ndarray:
 
 
 def _check_max_chains(max_chains: int) -> None:
-    if not isinstance(max_chains, int) or isinstance(max_chains, bool) or max_chains < 1:
-        raise ValueError(f"max_chains must be a positive int, got {max_chains!r}")
+    check_int(max_chains, "max_chains", minimum=1)
 
 
 def plot_traces(

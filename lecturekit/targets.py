@@ -11,6 +11,11 @@ described by its dimension ``dim``, its energy :math:`U` and its inverse tempera
 tensor of shape ``(...)`` on ``x``'s device. ``log_prob`` is the *unnormalised*
 :math:`-\beta U(x)` unless the class says otherwise (the Gaussian mixture is
 normalised, which makes exact checks possible).
+
+Non-finite points follow one policy (:func:`lecturekit.checks.fill_at_infinity`): a point
+with an infinite coordinate gets energy ``+inf`` (``log_prob = -inf``), a point with a NaN
+coordinate gets NaN, point by point, without an error, as torch's own functions do; the
+samplers reject both. Bad *arguments* (wrong type, shape, dtype, device) raise at once.
 """
 
 from __future__ import annotations
@@ -21,17 +26,10 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
+from lecturekit.checks import check_number, check_positive_int, check_tensor, fill_at_infinity
+from lecturekit.checks import check_points  # re-exported: the check lives in lecturekit.checks
+
 __all__ = ["GaussianMixture", "MullerBrown", "Target", "check_points"]
-
-
-def check_points(x: Tensor, dim: int, name: str = "x") -> None:
-    """Raise a clear error unless ``x`` is a floating tensor of shape ``(..., dim)``."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if x.dim() == 0 or x.shape[-1] != dim:
-        raise ValueError(f"{name} must have shape (..., {dim}), got {tuple(x.shape)}")
 
 
 class Target(ABC):
@@ -104,9 +102,7 @@ class MullerBrown(Target):
     minima = ((-0.558, 1.442), (0.623, 0.028), (-0.050, 0.467))
 
     def __init__(self, beta: float = 0.1) -> None:
-        if isinstance(beta, bool) or not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
-            raise ValueError(f"beta must be a positive finite number, got {beta!r}")
-        self.beta = float(beta)
+        self.beta = check_number(beta, "beta", positive=True)
 
     def _terms(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         check_points(x, self.dim)
@@ -119,13 +115,13 @@ class MullerBrown(Target):
 
     def energy(self, x: Tensor) -> Tensor:
         terms, _, _ = self._terms(x)
-        return terms.sum(-1)
+        return fill_at_infinity(terms.sum(-1), x, math.inf)
 
     def log_prob_and_score(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Analytic gradient: one pass over the four exponentials."""
+        """Analytic gradient: one pass over the four exponentials (the score is NaN at infinity)."""
         terms, d_dx, d_dy = self._terms(x.detach())
         grad_energy = torch.stack([(terms * d_dx).sum(-1), (terms * d_dy).sum(-1)], dim=-1)
-        return -self.beta * terms.sum(-1), -self.beta * grad_energy
+        return fill_at_infinity(-self.beta * terms.sum(-1), x, -math.inf), -self.beta * grad_energy
 
 
 class GaussianMixture(Target):
@@ -160,7 +156,16 @@ class GaussianMixture(Target):
         covariances: Tensor | float = 1.0,
         weights: Tensor | None = None,
     ) -> None:
+        if isinstance(means, torch.Tensor):
+            check_tensor(means, "means", floating=False)
         means = torch.as_tensor(means)
+        for name, value in (("covariances", covariances), ("weights", weights)):
+            if isinstance(value, torch.Tensor):
+                check_tensor(value, name, floating=False)
+                if value.device != means.device:
+                    raise ValueError(f"{name} is on {value.device} but means is on {means.device}; move them to one device")
+        if means.dtype == torch.bool or means.is_complex():
+            raise TypeError(f"means must hold real numbers, got dtype {means.dtype}")
         if not means.is_floating_point():
             means = means.to(torch.get_default_dtype())
         if means.dim() != 2 or means.shape[0] == 0 or means.shape[1] == 0:
@@ -189,7 +194,11 @@ class GaussianMixture(Target):
 
     @staticmethod
     def _as_covariance_matrices(covariances: Tensor | float, k: int, d: int, like: Tensor) -> Tensor:
+        if isinstance(covariances, bool) or not isinstance(covariances, (int, float, Tensor)):
+            raise TypeError(f"covariances must be a number or a tensor, got {type(covariances).__name__}")
         cov = torch.as_tensor(covariances, dtype=like.dtype, device=like.device)
+        if not bool(torch.isfinite(cov).all()):
+            raise ValueError("covariances must be finite, but they contain NaN or inf")
         eye = torch.eye(d, dtype=like.dtype, device=like.device)
         if cov.dim() == 0:
             if not float(cov) > 0:
@@ -223,6 +232,8 @@ class GaussianMixture(Target):
     def component_log_probs(self, x: Tensor) -> Tensor:
         r""":math:`\log w_k + \log\mathcal{N}(x;\mu_k,\Sigma_k)`, shape ``(..., K)``."""
         check_points(x, self.dim)
+        if x.device != self.means.device:
+            raise ValueError(f"x is on {x.device} but the mixture is on {self.means.device}; move one of them")
         diff = x.unsqueeze(-2) - self.means.to(x.dtype)  # (..., K, d)
         chol = self.cholesky.to(x.dtype)
         solved = torch.linalg.solve_triangular(chol, diff.unsqueeze(-1), upper=False).squeeze(-1)
@@ -232,8 +243,8 @@ class GaussianMixture(Target):
         return torch.log(self.weights.to(x.dtype)) + log_norm - 0.5 * mahalanobis
 
     def log_prob(self, x: Tensor) -> Tensor:
-        """Normalised log-density."""
-        return torch.logsumexp(self.component_log_probs(x), dim=-1)
+        """Normalised log-density; ``-inf`` at points with an infinite coordinate, NaN at points with a NaN."""
+        return fill_at_infinity(torch.logsumexp(self.component_log_probs(x), dim=-1), x, -math.inf)
 
     def energy(self, x: Tensor) -> Tensor:
         return -self.log_prob(x)
@@ -244,8 +255,7 @@ class GaussianMixture(Target):
 
     def sample(self, n: int) -> Tensor:
         """Exact i.i.d. samples, shape ``(n, dim)``, on the mixture's device."""
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        check_positive_int(n, "n")
         components = torch.multinomial(self.weights, n, replacement=True)
         noise = torch.randn(n, self.dim, dtype=self.means.dtype, device=self.means.device)
         return self.means[components] + (self.cholesky[components] @ noise.unsqueeze(-1)).squeeze(-1)

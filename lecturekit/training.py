@@ -45,10 +45,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lecturekit.distributions import check_positive_int
+from lecturekit.checks import check_matches_module, check_number, check_points, check_positive_int
 from lecturekit.flows import Flow
 from lecturekit.progress import progress_bar
-from lecturekit.targets import Target, check_points
+from lecturekit.targets import Target
 
 __all__ = [
     "StepResult",
@@ -83,16 +83,6 @@ def _check_target(target: object, flow: Flow) -> Target:
     return target
 
 
-def _check_number(value: object, name: str, strict: bool = True) -> float:
-    """``value`` as a float if it is a finite number, positive (``strict``) or non-negative."""
-    expected = "a positive finite number" if strict else "a non-negative finite number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be {expected}, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value < 0 or (strict and value == 0):
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-    return float(value)
-
-
 def _check_data(data: object, dim: int) -> Tensor:
     check_points(data, dim, "data")  # type: ignore[arg-type]
     assert isinstance(data, Tensor)
@@ -116,6 +106,7 @@ def forward_kl_loss(flow: Flow, data: Tensor) -> Tensor:
     r"""Negative mean log-likelihood :math:`-\frac1N\sum_i\log\rho_\theta(x_i)` of ``data`` of shape ``(N, dim)``."""
     _check_flow(flow)
     check_points(data, flow.dim, "data")
+    check_matches_module(data, flow, "data", "the flow")
     return -flow.log_prob(data).mean()
 
 
@@ -131,7 +122,7 @@ def reverse_kl_terms(flow: Flow, target: Target, n_samples: int, beta: float = 1
     _check_flow(flow)
     _check_target(target, flow)
     check_positive_int(n_samples, "n_samples")
-    beta = _check_number(beta, "beta")
+    beta = check_number(beta, "beta", positive=True)
     x, log_q = flow.sample_and_log_prob(n_samples)
     log_p = target.log_prob(x)
     return log_q - log_p if beta == 1.0 else log_q - beta * log_p
@@ -168,7 +159,7 @@ def boltzmann_generator_loss(
     :math:`L_\mathrm{ML}` is :func:`forward_kl_loss` on ``data`` (shape ``(N, dim)``),
     and :math:`\lambda` is ``ml_weight`` (0 gives pure variational inference).
     """
-    ml_weight = _check_number(ml_weight, "ml_weight", strict=False)
+    ml_weight = check_number(ml_weight, "ml_weight", non_negative=True)
     return reverse_kl_loss(flow, target, n_samples, beta) + ml_weight * forward_kl_loss(flow, data)
 
 
@@ -229,10 +220,10 @@ def train_flow(
         raise TypeError(f"step_loss must be a callable step -> StepResult, got {type(step_loss).__name__}")
     check_positive_int(n_steps, "n_steps")
     check_positive_int(check_every, "check_every")
-    lr = _check_number(lr, "lr")
-    weight_decay = _check_number(weight_decay, "weight_decay", strict=False)
+    lr = check_number(lr, "lr", positive=True)
+    weight_decay = check_number(weight_decay, "weight_decay", non_negative=True)
     if max_grad_norm is not None:
-        max_grad_norm = _check_number(max_grad_norm, "max_grad_norm")
+        max_grad_norm = check_number(max_grad_norm, "max_grad_norm", positive=True)
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     parameters = [p for p in flow.parameters() if p.requires_grad]
@@ -385,7 +376,7 @@ def train_reverse_kl(
     _check_flow(flow)
     _check_target(target, flow)
     check_positive_int(batch_size, "batch_size")
-    beta = _check_number(beta, "beta")
+    beta = check_number(beta, "beta", positive=True)
 
     def step_loss(step: int) -> StepResult:
         terms = reverse_kl_terms(flow, target, batch_size, beta)
@@ -428,8 +419,8 @@ def train_boltzmann_generator(
     if data_batch_size is None:
         data_batch_size = batch_size
     check_positive_int(data_batch_size, "data_batch_size")
-    ml_weight = _check_number(ml_weight, "ml_weight", strict=False)
-    beta = _check_number(beta, "beta")
+    ml_weight = check_number(ml_weight, "ml_weight", non_negative=True)
+    beta = check_number(beta, "beta", positive=True)
     batches = _DataBatches(_prepare_data(flow, data), data_batch_size)
 
     def step_loss(step: int) -> StepResult:

@@ -44,10 +44,17 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from lecturekit.distributions import check_positive_int
+from lecturekit.checks import (
+    check_int,
+    check_matches_module,
+    check_module_class,
+    check_number,
+    check_points,
+    check_positive_int,
+    check_widths,
+)
 from lecturekit.flows import mlp
 from lecturekit.progress import progress_bar
-from lecturekit.targets import check_points
 
 __all__ = ["VAE", "train_vae"]
 
@@ -103,9 +110,8 @@ class VAE(nn.Module):
         super().__init__()
         self.data_dim = check_positive_int(data_dim, "data_dim")
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
-        hidden = tuple(hidden)
-        for h in hidden:
-            check_positive_int(h, "hidden widths")
+        hidden = check_widths(hidden, "hidden")
+        check_module_class(activation, "activation")
         self.encoder = mlp(data_dim, 2 * latent_dim, hidden, activation, zero_last=False)
         if not isinstance(heteroscedastic, bool):
             raise TypeError(f"heteroscedastic must be a bool, got {type(heteroscedastic).__name__}")
@@ -117,9 +123,7 @@ class VAE(nn.Module):
     # ------------------------------------------------------------------ networks
     def _check_input(self, x: Tensor, dim: int, name: str) -> None:
         check_points(x, dim, name)
-        device = next(self.parameters()).device
-        if x.device != device:
-            raise ValueError(f"{name} is on {x.device} but the VAE is on {device}; move one of them")
+        check_matches_module(x, self, name, "the VAE")
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         r"""Encoder parameters :math:`(m_\phi(x), \log s_\phi(x))`, each of shape ``(..., latent_dim)``."""
@@ -241,8 +245,7 @@ class VAE(nn.Module):
             n_grid = 2000 if self.latent_dim == 1 else 200
         check_positive_int(n_grid, "n_grid")
         check_positive_int(chunk_size, "chunk_size")
-        if not (isinstance(bound, (int, float)) and math.isfinite(bound) and bound > 0):
-            raise ValueError(f"bound must be a positive finite number, got {bound!r}")
+        check_number(bound, "bound", positive=True)
         self._check_input(x, self.data_dim, "x")
         if x.dim() != 2:
             raise ValueError(f"x must have shape (n, {self.data_dim}), got {tuple(x.shape)}")
@@ -312,10 +315,8 @@ def train_vae(
     check_positive_int(n_steps, "n_steps")
     check_positive_int(batch_size, "batch_size")
     check_positive_int(n_samples, "n_samples")
-    if not isinstance(kl_warmup, int) or isinstance(kl_warmup, bool) or kl_warmup < 0:
-        raise ValueError(f"kl_warmup must be a non-negative int, got {kl_warmup!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    check_int(kl_warmup, "kl_warmup", minimum=0)
+    check_number(lr, "lr", positive=True)
     param = next(vae.parameters())
     data = data.to(device=param.device, dtype=param.dtype)
     optimizer = torch.optim.Adam(vae.parameters(), lr=lr)

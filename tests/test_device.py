@@ -52,9 +52,9 @@ def test_seed_everything_reproduces_all_generators() -> None:
     assert not torch.equal(draw()[2], first[2])
 
 
-@pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
-def test_seed_everything_rejects_bad_seeds(seed: object) -> None:
-    with pytest.raises(ValueError, match="seed"):
+@pytest.mark.parametrize(("seed", "error"), [(-1, ValueError), (1.5, TypeError), ("0", TypeError), (True, TypeError)])
+def test_seed_everything_rejects_bad_seeds(seed: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match="seed"):
         seed_everything(seed)
 
 

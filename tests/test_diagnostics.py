@@ -9,6 +9,7 @@ import torch
 
 from lecturekit.diagnostics import (
     ChainTooShortError,
+    ConstantChainError,
     acceptance_rate,
     autocorrelation,
     ess_from_log_weights,
@@ -166,9 +167,16 @@ def test_chain_too_short_is_refused() -> None:
     assert float(integrated_autocorr_time(chain, min_length_factor=5)) > 1
 
 
-def test_a_stuck_chain_is_too_short() -> None:
-    with pytest.raises(ChainTooShortError):
+def test_a_stuck_chain_has_no_autocorrelation_time() -> None:
+    # tau is 0/0 for a chain that never moves: a clear error, not "run longer" (which cannot help)
+    with pytest.raises(ConstantChainError, match="never moves.*undefined") as info:
         integrated_autocorr_time(torch.ones(1000, 4))
+    assert not isinstance(info.value, ChainTooShortError)
+    # one stuck chain among moving ones is merely very slow: its ACF is 1 at every lag
+    chain = torch.randn(1000, 4)
+    chain[:, 0] = 3.0
+    with pytest.raises(ChainTooShortError):
+        integrated_autocorr_time(chain)
 
 
 def test_mcmc_ess_and_mcse_of_ar1(ar1_chain: torch.Tensor) -> None:

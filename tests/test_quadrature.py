@@ -41,12 +41,19 @@ def test_unnormalised_target_gets_its_log_partition() -> None:
         ({"xlim": (1.0, -1.0)}, "xlim"),
         ({"ylim": (0.0,)}, "ylim"),
         ({"n_points": 1}, "n_points"),
-        ({"n_points": (10, 2.5)}, "n_points"),
+        ({"n_points": (100,)}, "n_points"),
     ],
 )
 def test_bad_grids_are_refused(kwargs: dict, match: str) -> None:
     arguments = {"xlim": (-1, 1), "ylim": (-1, 1), "n_points": 10} | kwargs
     with pytest.raises(ValueError, match=match):
+        GridQuadrature(MullerBrown(), **arguments)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [({"n_points": (10, 2.5)}, "n_points"), ({"dtype": torch.int64}, "dtype")])
+def test_grids_of_the_wrong_type_are_refused(kwargs: dict, match: str) -> None:
+    arguments = {"xlim": (-1, 1), "ylim": (-1, 1), "n_points": 10} | kwargs
+    with pytest.raises(TypeError, match=match):
         GridQuadrature(MullerBrown(), **arguments)
 
 

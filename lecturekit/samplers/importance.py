@@ -24,7 +24,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from ..device import check_same_device
+from ..checks import check_finite, check_positive_int, check_same_device
 from ..diagnostics import ess_from_log_weights, normalized_weights
 from ..targets import Target, check_points
 from .mcmc import check_target_device
@@ -62,7 +62,8 @@ def self_normalized_expectation(f_values: Tensor, log_weights: Tensor) -> Tensor
     r""":math:`\sum_i \bar w_i f(x_i)` with :math:`\bar w = \operatorname{softmax}(\log w)`.
 
     ``f_values`` has shape ``(n,)`` (returns a scalar) or ``(n, k)`` (returns ``(k,)``);
-    ``log_weights`` has shape ``(n,)``.
+    ``log_weights`` has shape ``(n,)``. ``f_values`` must be finite (a ``ValueError``
+    otherwise: one NaN would silently spoil the whole average).
 
     >>> self_normalized_expectation(torch.tensor([1.0, 3.0]), torch.tensor([0.0, 0.0]))
     tensor(2.)
@@ -78,6 +79,7 @@ def self_normalized_expectation(f_values: Tensor, log_weights: Tensor) -> Tensor
             f"got {tuple(f_values.shape)}"
         )
     check_same_device(f_values=f_values, log_weights=log_weights)
+    check_finite(f_values, "f_values")
     if not f_values.is_floating_point():
         f_values = f_values.to(weights.dtype)
     return weights.to(f_values.dtype) @ f_values
@@ -200,8 +202,7 @@ def importance_sample(target: Target, proposal: Proposal, n: int) -> ImportanceR
         raise TypeError(f"proposal must have dim, sample(n) and log_prob(x), got {type(proposal).__name__}")
     if proposal.dim != target.dim:
         raise ValueError(f"proposal.dim={proposal.dim} does not match target.dim={target.dim}")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    check_positive_int(n, "n")
     with torch.no_grad():
         samples = proposal.sample(n)
         check_points(samples, target.dim, "proposal.sample(n)")

@@ -27,7 +27,7 @@ from typing import NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from ..device import check_same_device
+from ..checks import check_positive_int, check_same_device, check_tensor
 from ..diagnostics import acceptance_rate
 from ..progress import progress_bar
 from ..targets import Target, check_points
@@ -138,8 +138,7 @@ def _check_step_size(step_size: float | Tensor) -> float | Tensor:
     if isinstance(step_size, bool) or not isinstance(step_size, (int, float, Tensor)):
         raise TypeError(f"step_size must be a float or a tensor of shape (n_chains,), got {type(step_size).__name__}")
     if isinstance(step_size, Tensor):
-        if not step_size.is_floating_point():
-            raise TypeError(f"step_size must be a floating-point tensor, got dtype {step_size.dtype}")
+        check_tensor(step_size, "step_size")
         if step_size.dim() > 1:
             raise ValueError(f"step_size must be a float or have shape (n_chains,), got {tuple(step_size.shape)}")
         if not bool(torch.all(torch.isfinite(step_size) & (step_size > 0))):
@@ -318,11 +317,17 @@ def run_chains(
 
     Keeps the position after every ``thin``-th step (the initial position is not
     included) and the acceptance of every step. ``progress=True`` shows a
-    ``tqdm.auto`` bar.
+    ``tqdm.auto`` bar. ``initial_position`` needs at least one chain.
     """
-    for name, value in (("n_steps", n_steps), ("thin", thin)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not (callable(getattr(kernel, "init", None)) and callable(getattr(kernel, "step", None))):
+        raise TypeError(f"kernel must have init(position) and step(state) methods, got {type(kernel).__name__}")
+    check_tensor(initial_position, "initial_position")
+    if initial_position.dim() != 2 or initial_position.shape[0] == 0:
+        raise ValueError(
+            f"initial_position must have shape (n_chains, dim) with n_chains >= 1, got {tuple(initial_position.shape)}"
+        )
+    check_positive_int(n_steps, "n_steps")
+    check_positive_int(thin, "thin")
     if thin > n_steps:
         raise ValueError(f"thin={thin} is larger than n_steps={n_steps}: nothing would be kept")
     with torch.no_grad():

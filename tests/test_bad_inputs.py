@@ -1,0 +1,371 @@
+"""Bad input gets a clear error: the right exception type, and a message that names the argument.
+
+One parametrised table over the public API, by kind (see lecturekit.checks for the convention:
+TypeError for the wrong kind of argument, ValueError for the wrong value). Each case is a
+function of a scratch folder that must raise; the table checks the type and that the message
+names the argument. The documented non-errors (NaN and inf *points* propagate or give -inf,
+low-precision chains are upcast) are tested at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from lecturekit.checks import check_int, check_number, check_positive_int
+from lecturekit.device import seed_everything
+from lecturekit.diagnostics import (
+    ConstantChainError,
+    autocorrelation,
+    ess_from_log_weights,
+    integrated_autocorr_time,
+    mcmc_ess,
+    mcse,
+    rhat,
+)
+from lecturekit.distributions import DiagonalGaussian, StandardNormal
+from lecturekit.flows import AffineCoupling, alternating_mask, checkerboard_mask, load_flow, real_nvp, save_flow
+from lecturekit.plotting import plot_energy_contours, plot_traces
+from lecturekit.quadrature import GridQuadrature
+from lecturekit.samplers import MALA, RandomWalkMetropolis, importance_sample, run_chains, self_normalized_expectation
+from lecturekit.targets import GaussianMixture, MullerBrown
+from lecturekit.training import forward_kl_loss, train_max_likelihood
+from lecturekit.vae import VAE, train_vae
+
+INF, NAN = math.inf, math.nan
+META = torch.device("meta")
+
+
+def small_flow() -> nn.Module:
+    return real_nvp(2, n_layers=2, hidden=(8,))
+
+
+def saved_flow(folder: Path) -> tuple[Path, dict]:
+    """A valid flow file in ``folder`` and its payload, for editing."""
+    path = folder / "flow.pt"
+    save_flow(small_flow(), path)
+    return path, torch.load(path, weights_only=True)
+
+
+def write_edited(folder: Path, edit: Callable[[dict], None]) -> Path:
+    path, payload = saved_flow(folder)
+    edit(payload)
+    torch.save(payload, path)
+    return path
+
+
+def write_bytes(folder: Path, content: bytes) -> Path:
+    path = folder / "flow.pt"
+    path.write_bytes(content)
+    return path
+
+
+def truncated(folder: Path) -> Path:
+    path, _ = saved_flow(folder)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def chains(n_steps: int = 200, n_chains: int = 4) -> torch.Tensor:
+    return torch.randn(n_steps, n_chains)
+
+
+mixture = GaussianMixture(torch.zeros(1, 2), 1.0)
+rw = RandomWalkMetropolis(mixture, 0.5)
+
+# (case, exception type, name the message must contain); a case takes a scratch folder.
+CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]] = {
+    # ---------------------------------------------------------------- corrupt or edited flow files
+    "load_flow: empty file": (lambda d: load_flow(write_bytes(d, b"")), ValueError, "flow.pt"),
+    "load_flow: random bytes": (lambda d: load_flow(write_bytes(d, os.urandom(512))), ValueError, "flow.pt"),
+    "load_flow: text file": (lambda d: load_flow(write_bytes(d, b"hello")), ValueError, "flow.pt"),
+    "load_flow: truncated": (lambda d: load_flow(truncated(d)), ValueError, "flow.pt"),
+    "load_flow: no settings": (lambda d: load_flow(write_edited(d, lambda p: p.pop("settings"))), ValueError, "flow.pt"),
+    "load_flow: edited activation": (
+        lambda d: load_flow(write_edited(d, lambda p: p["settings"].update(activation="NoSuchActivation"))),
+        ValueError,
+        "flow.pt",
+    ),
+    "load_flow: activation that is not one": (
+        lambda d: load_flow(write_edited(d, lambda p: p["settings"].update(activation="Linear"))),
+        ValueError,
+        "flow.pt",
+    ),
+    "load_flow: edited base class": (
+        lambda d: load_flow(write_edited(d, lambda p: p["base"].update({"class": "check_positive_int"}))),
+        ValueError,
+        "flow.pt",
+    ),
+    "load_flow: edited dtype": (lambda d: load_flow(write_edited(d, lambda p: p.update(dtype="int64"))), ValueError, "flow.pt"),
+    "load_flow: edited layer count": (
+        lambda d: load_flow(write_edited(d, lambda p: p["settings"].update(n_layers=3))),
+        ValueError,
+        "flow.pt",
+    ),
+    "load_flow: wrong format version": (lambda d: load_flow(write_edited(d, lambda p: p.update(version=99))), ValueError, "flow.pt"),
+    "load_flow: missing file": (lambda d: load_flow(d / "missing.pt"), FileNotFoundError, "missing.pt"),
+    "load_flow: path not a path": (lambda d: load_flow(42), TypeError, "path"),
+    # ---------------------------------------------------------------- dtype mismatches
+    "flow.log_prob: float64 into float32 flow": (lambda d: small_flow().log_prob(torch.zeros(3, 2, dtype=torch.float64)), TypeError, "x"),
+    "flow.forward: float64 into float32 flow": (lambda d: small_flow()(torch.zeros(3, 2, dtype=torch.float64)), TypeError, "z"),
+    "coupling.inverse: float16 into float32 layer": (
+        lambda d: AffineCoupling(alternating_mask(2)).inverse(torch.zeros(3, 2, dtype=torch.float16)),
+        TypeError,
+        "x",
+    ),
+    "VAE.encode: float64 into float32 VAE": (lambda d: VAE(2, 1).encode(torch.zeros(3, 2, dtype=torch.float64)), TypeError, "x"),
+    "flow.log_prob: integer points": (lambda d: small_flow().log_prob(torch.zeros(3, 2, dtype=torch.long)), TypeError, "x"),
+    "autocorrelation: integer chain": (lambda d: autocorrelation(torch.arange(10)), TypeError, "chain"),
+    "rhat: bool chain": (lambda d: rhat(torch.zeros(10, 2, dtype=torch.bool)), TypeError, "chain"),
+    "ess_from_log_weights: integer weights": (lambda d: ess_from_log_weights(torch.tensor([1, 2])), TypeError, "log_weights"),
+    "MALA: integer step_size tensor": (lambda d: MALA(mixture, torch.ones(4, dtype=torch.long)), TypeError, "step_size"),
+    "GridQuadrature: integer dtype": (lambda d: GridQuadrature(MullerBrown(), (-1, 1), (-1, 1), 10, dtype=torch.int64), TypeError, "dtype"),
+    "GridQuadrature: dtype not a dtype": (lambda d: GridQuadrature(MullerBrown(), (-1, 1), (-1, 1), 10, dtype="float64"), TypeError, "dtype"),
+    # ---------------------------------------------------------------- device mismatches (meta stands in for a GPU)
+    "GaussianMixture: means on meta": (lambda d: GaussianMixture(torch.zeros(1, 2, device=META)), ValueError, "means"),
+    "GaussianMixture: covariances on meta": (
+        lambda d: GaussianMixture(torch.zeros(1, 2), torch.ones(1, device=META)),
+        ValueError,
+        "covariances",
+    ),
+    "GaussianMixture: weights on meta": (lambda d: GaussianMixture(torch.zeros(1, 2), 1.0, torch.ones(1, device=META)), ValueError, "weights"),
+    "GaussianMixture.log_prob: points on meta": (lambda d: mixture.log_prob(torch.zeros(3, 2, device=META)), ValueError, "x"),
+    "MullerBrown.energy: points on meta": (lambda d: MullerBrown().energy(torch.zeros(3, 2, device=META)), ValueError, "x"),
+    "MALA: step_size on meta": (lambda d: MALA(MullerBrown(), torch.full((4,), 0.1, device=META)), ValueError, "step_size"),
+    "run_chains: initial_position on meta": (lambda d: run_chains(rw, torch.zeros(4, 2, device=META), 10), ValueError, "initial_position"),
+    "flow.log_prob: points on meta": (lambda d: small_flow().log_prob(torch.zeros(3, 2, device=META)), ValueError, "x"),
+    "mcse: chain on meta": (lambda d: mcse(torch.zeros(10, 2, device=META)), ValueError, "chain"),
+    "self_normalized_expectation: f_values elsewhere": (
+        lambda d: self_normalized_expectation(torch.zeros(3, device=META), torch.zeros(3)),
+        ValueError,
+        "f_values",
+    ),
+    "DiagonalGaussian: loc on meta": (lambda d: DiagonalGaussian(torch.zeros(2, device=META), torch.ones(2)), ValueError, "loc"),
+    "forward_kl_loss: float64 data into float32 flow": (
+        lambda d: forward_kl_loss(small_flow(), torch.zeros(4, 2, dtype=torch.float64)),
+        TypeError,
+        "data",
+    ),
+    # ---------------------------------------------------------------- NaN and inf where they are refused
+    "self_normalized_expectation: NaN f_values": (
+        lambda d: self_normalized_expectation(torch.tensor([1.0, NAN]), torch.zeros(2)),
+        ValueError,
+        "f_values",
+    ),
+    "self_normalized_expectation: inf f_values": (
+        lambda d: self_normalized_expectation(torch.tensor([1.0, INF]), torch.zeros(2)),
+        ValueError,
+        "f_values",
+    ),
+    "GaussianMixture: infinite covariance": (lambda d: GaussianMixture(torch.zeros(2, 2), torch.tensor([1.0, INF])), ValueError, "covariances"),
+    "GaussianMixture: NaN full covariance": (
+        lambda d: GaussianMixture(torch.zeros(1, 2), torch.tensor([[[1.0, NAN], [NAN, 1.0]]])),
+        ValueError,
+        "covariances",
+    ),
+    "GaussianMixture: infinite mean": (lambda d: GaussianMixture(torch.tensor([[INF, 0.0]])), ValueError, "means"),
+    "GridQuadrature: box without mass": (
+        lambda d: GridQuadrature(BoxTarget(), (5, 6), (5, 6), 10),
+        ValueError,
+        "xlim",
+    ),
+    "GridQuadrature: NaN log_prob": (lambda d: GridQuadrature(NanTarget(), (-1, 1), (-1, 1), 10), ValueError, "target"),
+    "mcse: NaN in chain": (lambda d: mcse(torch.tensor([[0.0, 1.0], [NAN, 1.0], [0.5, 2.0], [1.0, 0.0]])), ValueError, "chain"),
+    "rhat: inf in chain": (lambda d: rhat(torch.tensor([[0.0, 1.0], [INF, 1.0], [0.5, 2.0], [1.0, 0.0]])), ValueError, "chain"),
+    "ess_from_log_weights: +inf": (lambda d: ess_from_log_weights(torch.tensor([0.0, INF])), ValueError, "log_weights"),
+    "train_max_likelihood: NaN data": (lambda d: train_max_likelihood(small_flow(), torch.full((8, 2), NAN), 1), ValueError, "data"),
+    "train_vae: inf data": (lambda d: train_vae(VAE(2, 1), torch.full((8, 2), INF), 1), ValueError, "data"),
+    # ---------------------------------------------------------------- the small ones
+    "GridQuadrature: one n_points": (lambda d: GridQuadrature(MullerBrown(), (-1, 1), (-1, 1), n_points=(100,)), ValueError, "n_points"),
+    "GridQuadrature: three n_points": (lambda d: GridQuadrature(MullerBrown(), (-1, 1), (-1, 1), n_points=(10, 10, 10)), ValueError, "n_points"),
+    "integrated_autocorr_time: c=True": (lambda d: integrated_autocorr_time(chains(), c=True), TypeError, "c must"),
+    "integrated_autocorr_time: c='5'": (lambda d: integrated_autocorr_time(chains(), c="5"), TypeError, "c must"),
+    "integrated_autocorr_time: min_length_factor=-1": (
+        lambda d: integrated_autocorr_time(chains(), min_length_factor=-1),
+        ValueError,
+        "min_length_factor",
+    ),
+    "MALA: step_size=True": (lambda d: MALA(mixture, True), TypeError, "step_size"),
+    "run_chains: kernel=None": (lambda d: run_chains(None, torch.zeros(4, 2), 10), TypeError, "kernel"),
+    "run_chains: zero chains": (lambda d: run_chains(rw, torch.zeros(0, 2), 10), ValueError, "initial_position"),
+    "run_chains: one position, not a batch": (lambda d: run_chains(rw, torch.zeros(2), 10), ValueError, "initial_position"),
+    "integrated_autocorr_time: constant chain": (lambda d: integrated_autocorr_time(torch.ones(1000, 4)), ConstantChainError, "chain"),
+    "rhat: constant chain": (lambda d: rhat(torch.ones(100, 4)), ConstantChainError, "chain"),
+    "rhat: too few steps": (lambda d: rhat(torch.randn(3, 4)), ValueError, "chain"),
+    "mcmc_ess: unknown method": (lambda d: mcmc_ess(chains(), method="tail"), ValueError, "method"),
+    "mcmc_ess: method not a string": (lambda d: mcmc_ess(chains(), method=1), TypeError, "method"),
+    "mcmc_ess: window options without the window": (lambda d: mcmc_ess(chains(), c=5.0), ValueError, "c"),
+    "mcse: unknown keyword": (lambda d: mcse(chains(), window=5), TypeError, "window"),
+    "plot_energy_contours: levels='many'": (lambda d: plot_energy_contours(MullerBrown(), levels="many"), TypeError, "levels"),
+    "plot_energy_contours: max_energy NaN": (lambda d: plot_energy_contours(MullerBrown(), max_energy=NAN), ValueError, "max_energy"),
+    # ---------------------------------------------------------------- counts: not an int -> TypeError (in every module)
+    "run_chains: n_steps=2.5": (lambda d: run_chains(rw, torch.zeros(4, 2), 2.5), TypeError, "n_steps"),
+    "run_chains: thin=1.0": (lambda d: run_chains(rw, torch.zeros(4, 2), 10, thin=1.0), TypeError, "thin"),
+    "GaussianMixture.sample: n=2.0": (lambda d: mixture.sample(2.0), TypeError, "n"),
+    "importance_sample: n=True": (lambda d: importance_sample(mixture, mixture, True), TypeError, "n"),
+    "StandardNormal: dim=2.0": (lambda d: StandardNormal(2.0), TypeError, "dim"),
+    "DiagonalGaussian.sample: n=1.5": (lambda d: DiagonalGaussian(torch.zeros(2), torch.ones(2)).sample(1.5), TypeError, "n"),
+    "real_nvp: n_layers=2.0": (lambda d: real_nvp(2, n_layers=2.0), TypeError, "n_layers"),
+    "real_nvp: dim='2'": (lambda d: real_nvp("2"), TypeError, "dim"),
+    "real_nvp: hidden=64": (lambda d: real_nvp(2, hidden=64), TypeError, "hidden"),
+    "real_nvp: hidden=(64, 2.5)": (lambda d: real_nvp(2, hidden=(64, 2.5)), TypeError, "hidden"),
+    "checkerboard_mask: height=4.0": (lambda d: checkerboard_mask(4.0, 4), TypeError, "height"),
+    "alternating_mask: parity=0.0": (lambda d: alternating_mask(4, parity=0.0), TypeError, "parity"),
+    "VAE: latent_dim=2.0": (lambda d: VAE(2, 2.0), TypeError, "latent_dim"),
+    "VAE: hidden=64": (lambda d: VAE(2, 1, hidden=64), TypeError, "hidden"),
+    "VAE.log_prob_grid: n_grid=1.5": (lambda d: VAE(2, 1).log_prob_grid(torch.zeros(3, 2), n_grid=1.5), TypeError, "n_grid"),
+    "train_vae: kl_warmup=1.5": (lambda d: train_vae(VAE(2, 1), torch.zeros(8, 2), 1, kl_warmup=1.5), TypeError, "kl_warmup"),
+    "train_max_likelihood: batch_size=3.0": (
+        lambda d: train_max_likelihood(small_flow(), torch.zeros(8, 2), 1, batch_size=3.0),
+        TypeError,
+        "batch_size",
+    ),
+    "seed_everything: seed=1.0": (lambda d: seed_everything(1.0), TypeError, "seed"),
+    "plot_traces: max_chains=1.5": (lambda d: plot_traces(torch.zeros(5, 2, 2), max_chains=1.5), TypeError, "max_chains"),
+    "plot_energy_contours: grid_size=10.0": (lambda d: plot_energy_contours(MullerBrown(), grid_size=10.0), TypeError, "grid_size"),
+    "GridQuadrature: n_points=10.0": (lambda d: GridQuadrature(MullerBrown(), (-1, 1), (-1, 1), 10.0), TypeError, "n_points"),
+    # ---------------------------------------------------------------- counts: an int out of range -> ValueError
+    "run_chains: n_steps=0": (lambda d: run_chains(rw, torch.zeros(4, 2), 0), ValueError, "n_steps"),
+    "GaussianMixture.sample: n=0": (lambda d: mixture.sample(0), ValueError, "n"),
+    "importance_sample: n=-1": (lambda d: importance_sample(mixture, mixture, -1), ValueError, "n"),
+    "real_nvp: n_layers=0": (lambda d: real_nvp(2, n_layers=0), ValueError, "n_layers"),
+    "alternating_mask: parity=2": (lambda d: alternating_mask(4, parity=2), ValueError, "parity"),
+    "seed_everything: seed=-1": (lambda d: seed_everything(-1), ValueError, "seed"),
+    "GridQuadrature: n_points=1": (lambda d: GridQuadrature(MullerBrown(), (-1, 1), (-1, 1), 1), ValueError, "n_points"),
+    "train_vae: kl_warmup=-1": (lambda d: train_vae(VAE(2, 1), torch.zeros(8, 2), 1, kl_warmup=-1), ValueError, "kl_warmup"),
+    # ---------------------------------------------------------------- numbers: not a number -> TypeError, out of range -> ValueError
+    "MullerBrown: beta=True": (lambda d: MullerBrown(beta=True), TypeError, "beta"),
+    "MullerBrown: beta=-1": (lambda d: MullerBrown(beta=-1.0), ValueError, "beta"),
+    "train_max_likelihood: lr='1e-3'": (lambda d: train_max_likelihood(small_flow(), torch.zeros(8, 2), 1, lr="1e-3"), TypeError, "lr"),
+    "train_max_likelihood: lr=0": (lambda d: train_max_likelihood(small_flow(), torch.zeros(8, 2), 1, lr=0.0), ValueError, "lr"),
+    "train_max_likelihood: weight_decay=inf": (
+        lambda d: train_max_likelihood(small_flow(), torch.zeros(8, 2), 1, weight_decay=INF),
+        ValueError,
+        "weight_decay",
+    ),
+    "train_vae: lr=None": (lambda d: train_vae(VAE(2, 1), torch.zeros(8, 2), 1, lr=None), TypeError, "lr"),
+    "real_nvp: scale_bound=inf": (lambda d: real_nvp(2, scale_bound=INF), ValueError, "scale_bound"),
+    "VAE.log_prob_grid: bound=0": (lambda d: VAE(2, 1).log_prob_grid(torch.zeros(3, 2), bound=0.0), ValueError, "bound"),
+    "RandomWalkMetropolis: step_size=-0.1": (lambda d: RandomWalkMetropolis(mixture, -0.1), ValueError, "step_size"),
+    "VAE: activation='relu'": (lambda d: VAE(2, 1, activation="relu"), TypeError, "activation"),
+}
+
+
+class BoxTarget(GaussianMixture):
+    """Uniform on the unit square, zero density elsewhere."""
+
+    def __init__(self) -> None:
+        super().__init__(torch.zeros(1, 2))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        inside = ((x >= 0) & (x <= 1)).all(-1)
+        return torch.where(inside, 0.0, -INF).to(x.dtype)
+
+
+class NanTarget(GaussianMixture):
+    def __init__(self) -> None:
+        super().__init__(torch.zeros(1, 2))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full(x.shape[:-1], NAN, dtype=x.dtype)
+
+
+def test_there_are_at_least_60_cases() -> None:
+    assert len(CASES) >= 60
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_raises_a_clear_error(case: str, tmp_path: Path) -> None:
+    call, error, name = CASES[case]
+    with pytest.raises(error) as info:
+        call(tmp_path)
+    assert type(info.value) is error or issubclass(type(info.value), error)
+    message = str(info.value)
+    assert name in message, f"{case}: {message!r} does not name {name!r}"
+    # the advice torch gives for unreadable files is unsafe for untrusted ones: never pass it on
+    assert "weights_only=False" not in message
+
+
+def test_load_flow_errors_name_the_file_and_hide_unsafe_advice(tmp_path: Path) -> None:
+    path = write_bytes(tmp_path, os.urandom(256))
+    with pytest.raises(ValueError, match="not a valid lecturekit flow file") as info:
+        load_flow(path)
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # torch's text is not chained
+    path, _ = saved_flow(tmp_path)
+    assert isinstance(load_flow(path), nn.Module)  # and a good file still loads
+
+
+def test_a_failed_load_leaves_the_file_alone(tmp_path: Path) -> None:
+    path = truncated(tmp_path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError):
+        load_flow(path)
+    assert path.read_bytes() == before
+
+
+# --------------------------------------------------------------------------- documented policies (no error)
+
+
+@pytest.mark.parametrize(
+    "log_density",
+    [
+        pytest.param(lambda x: GaussianMixture(torch.zeros(2, 2), torch.tensor([1.0, 2.0])).log_prob(x), id="mixture isotropic"),
+        pytest.param(
+            lambda x: GaussianMixture(torch.zeros(1, 2), torch.tensor([[[1.0, 0.5], [0.5, 1.0]]])).log_prob(x), id="mixture full"
+        ),
+        pytest.param(lambda x: MullerBrown().log_prob(x), id="muller-brown"),
+        pytest.param(lambda x: MullerBrown().log_prob_and_score(x)[0], id="muller-brown with score"),
+        pytest.param(lambda x: small_flow().log_prob(x), id="flow"),
+    ],
+)
+def test_points_at_infinity_have_zero_density_and_nan_propagates(log_density: Callable) -> None:
+    x = torch.tensor([[0.1, 0.2], [INF, 0.0], [0.0, -INF], [INF, -INF], [NAN, 0.0], [NAN, INF]])
+    with torch.no_grad():
+        values = log_density(x)
+    assert torch.isfinite(values[0])
+    assert bool((values[1:4] == -INF).all()), values
+    assert bool(values[4:].isnan().all()), values
+
+
+def test_muller_brown_energy_is_plus_inf_at_infinity() -> None:
+    energy = MullerBrown().energy(torch.tensor([[INF, 0.0], [NAN, 0.0]]))
+    assert float(energy[0]) == INF and math.isnan(float(energy[1]))
+
+
+def test_samplers_reject_proposals_at_infinity() -> None:
+    # an infinite position never enters a chain: its log_prob is -inf, so it is rejected
+    kernel = RandomWalkMetropolis(MullerBrown(), 1e30)
+    result = run_chains(kernel, torch.tensor([[0.6, 0.0]]).repeat(8, 1), 20)
+    assert bool(torch.isfinite(result.samples).all())
+
+
+def test_low_precision_chains_are_converted_not_refused() -> None:
+    chain = torch.randn(2000, 4)
+    assert float(integrated_autocorr_time(chain.half(), min_length_factor=1)) == pytest.approx(
+        float(integrated_autocorr_time(chain, min_length_factor=1)), rel=0.05
+    )
+    assert autocorrelation(chain.half()).dtype == torch.float32
+
+
+def test_the_convention_itself() -> None:
+    for bad in (2.5, 2.0, True, "2", None):
+        with pytest.raises(TypeError, match="count"):
+            check_positive_int(bad, "count")
+    with pytest.raises(ValueError, match="count"):
+        check_positive_int(0, "count")
+    assert check_int(torch.tensor(3).item(), "count") == 3
+    import numpy as np
+
+    assert check_positive_int(np.int64(3), "count") == 3
+    with pytest.raises(TypeError, match="rate"):
+        check_number(True, "rate")
+    with pytest.raises(ValueError, match="rate"):
+        check_number(NAN, "rate")
+    assert check_number(INF, "rate", finite=False) == INF
