@@ -17,7 +17,7 @@ from urllib.parse import unquote, urldefrag, urlsplit
 
 import pytest
 
-from .conftest import BOOK_HTML, SCREENSHOTS
+from .conftest import BOOK_HTML, SCREENSHOTS, VIEWPORT
 
 REPORT = SCREENSHOTS.parent / "browser-book-report.json"
 
@@ -99,8 +99,6 @@ def _visit(page, url: str, visit: PageVisit, origin: str) -> None:
 @pytest.fixture(scope="session")
 def book_crawl(book_url: str, browser, screenshots: Path) -> dict[str, PageVisit]:
     """Every HTML page of the built book, visited once in Chromium, with a screenshot."""
-    from .conftest import VIEWPORT
-
     visits: dict[str, PageVisit] = {}
     for path in _book_pages():
         context = browser.new_context(viewport=VIEWPORT)
@@ -160,7 +158,7 @@ def test_every_formula_is_typeset(book_crawl: dict[str, PageVisit]) -> None:
         assert chapter.state["mathjax_containers"] > 0, f"{chapter.path}: no typeset formula"
 
 
-def _target_exists(url: str, crawl: dict[str, PageVisit], book_url: str, checked: dict[str, bool]) -> str | None:
+def _target_exists(url: str, crawl: dict[str, PageVisit], checked: dict[str, bool]) -> str | None:
     """None if ``url`` (on the book's server) resolves, else what is wrong."""
     address, fragment = urldefrag(url)
     path = unquote(urlsplit(address).path).lstrip("/")
@@ -188,7 +186,7 @@ def test_every_internal_link_and_citation_resolves(book_crawl: dict[str, PageVis
                 continue  # external (none in the book so far) or javascript:
             n_links += 1
             n_citations += link["cite"]
-            problem = _target_exists(link["href"], book_crawl, book_url, checked)
+            problem = _target_exists(link["href"], book_crawl, checked)
             if problem:
                 broken.append(f"{v.path}: link {link['raw']!r}: {problem}")
     assert not broken, "\n".join(broken)
