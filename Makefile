@@ -55,9 +55,9 @@ test: setup
 
 # The book and an exercise in headless Chromium (needs `make book` first, and Debian's
 # chromium: `sudo apt-get install chromium`; skipped, saying so, without it).
-# Screenshots go to _build/screenshots/.
+# Screenshots go to _build/screenshots/. (--confcutdir: no torch import from tests/conftest.py.)
 browser-test: setup
-	$(PYTEST) -n 2 --dist loadfile tests/browser
+	$(PYTEST) -n 2 --dist loadfile --confcutdir=tests/browser tests/browser
 
 lab: setup
 	$(BIN)/jupyter lab exercises
