@@ -19,12 +19,13 @@ QUIET := TQDM_DISABLE=1
 # which slows torch's small operations by orders of magnitude.
 PYTEST := $(QUIET) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest
 
-.PHONY: setup book test unit lab bench exercises clean help
+.PHONY: setup book test browser-test unit lab bench exercises clean help
 
 help:
 	@echo "make book   build the HTML book into _build/html (executes every chapter)"
-	@echo "make test   run every test, then build the book"
+	@echo "make test   run every test, build the book, then check it and an exercise in Chromium"
 	@echo "make lab    open JupyterLab on exercises/"
+	@echo "make browser-test  the built book and an exercise in headless Chromium (part of make test)"
 	@echo "make bench  run the speed benchmarks (not part of make test)"
 	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
 
@@ -42,13 +43,21 @@ book: setup
 	@echo "Book built: open file://$(CURDIR)/_build/html/index.html"
 
 unit: setup
-	$(PYTEST) -n 2 --doctest-modules lecturekit tests
+	$(PYTEST) -n 2 --doctest-modules --ignore=tests/browser lecturekit tests
 
 # Each chapter executes once per run: in `make book`, which fails on any cell error
 # (raise_on_error) or warning (-W). pytest executes the solution notebooks with nbval.
+# The browser tests (tests/browser) look at the built book, so they run after it.
 test: setup
-	$(PYTEST) -n 2 --dist loadscope --nbval-lax --nbval-current-env --doctest-modules lecturekit tests solutions
+	$(PYTEST) -n 2 --dist loadscope --nbval-lax --nbval-current-env --doctest-modules --ignore=tests/browser lecturekit tests solutions
 	$(MAKE) book
+	$(MAKE) browser-test
+
+# The book and an exercise in headless Chromium (needs `make book` first, and Debian's
+# chromium: `sudo apt-get install chromium`; skipped, saying so, without it).
+# Screenshots go to _build/screenshots/. (--confcutdir: no torch import from tests/conftest.py.)
+browser-test: setup
+	$(PYTEST) -n 2 --dist loadfile --confcutdir=tests/browser tests/browser
 
 lab: setup
 	$(BIN)/jupyter lab exercises

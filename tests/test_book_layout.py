@@ -52,3 +52,19 @@ def test_book_notebooks_are_committed_without_outputs(notebook: Path) -> None:
 def test_book_notebooks_use_the_python3_kernel(notebook: Path) -> None:
     kernelspec = json.loads(notebook.read_text())["metadata"].get("kernelspec", {})
     assert kernelspec.get("name") == "python3", f"{notebook.name}: kernelspec {kernelspec!r}, expected name 'python3'"
+
+
+MAX_CODE_LINE = 88  # characters of code that fit the book's text width without scrolling
+
+
+@pytest.mark.parametrize("notebook", BOOK_NOTEBOOKS, ids=lambda p: p.name)
+def test_book_code_lines_fit_the_page(notebook: Path) -> None:
+    cells = json.loads(notebook.read_text())["cells"]
+    too_long = [
+        f"cell {i}, line {j + 1} ({len(line)} characters): {line[:60]}..."
+        for i, cell in enumerate(cells)
+        if cell["cell_type"] == "code"
+        for j, line in enumerate("".join(cell["source"]).splitlines())
+        if len(line) > MAX_CODE_LINE
+    ]
+    assert not too_long, f"{notebook.name}: code lines over {MAX_CODE_LINE} characters:\n" + "\n".join(too_long)
