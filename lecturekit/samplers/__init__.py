@@ -1,5 +1,5 @@
 """Samplers: importance sampling, vectorised Metropolis-Hastings MCMC, flow-proposal MCMC,
-global-local and adaptive flow-MCMC."""
+global-local and adaptive flow-MCMC, NeuTra (MCMC in a flow's latent space)."""
 
 from .adaptive import (
     AdaptiveHistory,
@@ -32,6 +32,7 @@ from .mcmc import (
     metropolis_update,
     run_chains,
 )
+from .neutra import NeuTraTarget
 
 __all__ = [
     "MALA",
@@ -47,6 +48,7 @@ __all__ = [
     "ImportanceResult",
     "Kernel",
     "MCMCState",
+    "NeuTraTarget",
     "Proposal",
     "RandomWalkMetropolis",
     "StepInfo",
