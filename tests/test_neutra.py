@@ -12,13 +12,14 @@ import math
 
 import pytest
 import torch
-from torch import Tensor
 
-from lecturekit.diagnostics import ModeOccupancy, mcse, mode_occupancy
+from lecturekit.diagnostics import ModeOccupancy, mode_occupancy
 from lecturekit.flows import Flow, real_nvp
 from lecturekit.samplers import MALA, NeuTraTarget, RandomWalkMetropolis, global_local_mcmc, run_chains
-from lecturekit.targets import GaussianMixture, Target
+from lecturekit.targets import GaussianMixture
 from lecturekit.training import train_max_likelihood
+
+from test_adaptive import HalfPlaneGaussian, z_scores  # N(0, I) on x_0 > 0; (mean - exact) / MCSE
 
 Z_MAX = 4.0
 
@@ -51,21 +52,6 @@ def four_modes(dim: int) -> GaussianMixture:
     signs[2] = -1
     signs[3, half:] = -1
     return GaussianMixture(a * signs, 1.0)
-
-
-class HalfPlaneGaussian(Target):
-    """N(0, I) restricted to x_0 > 0: log_prob -inf for x_0 <= 0."""
-
-    dim = 2
-
-    def energy(self, x: Tensor) -> Tensor:
-        return torch.where(x[..., 0] > 0, 0.5 * x.square().sum(-1), math.inf)
-
-
-def z_scores(chains: Tensor, exact: Tensor) -> Tensor:
-    """(chain mean - exact) / MCSE per observable, chains of shape (n_steps, n_chains, k)."""
-    chains = chains.double().cpu()
-    return (chains.mean((0, 1)) - exact.double().cpu()) / mcse(chains)
 
 
 # --------------------------------------------------------------------------- the push-backward density
