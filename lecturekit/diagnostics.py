@@ -52,6 +52,7 @@ versions stay available with ``method="within_chain"``.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -500,3 +501,74 @@ def nearest_mode(x: Tensor, modes: Tensor) -> Tensor:
         raise ValueError(f"modes must have shape (K, dim) and x shape (..., dim); got {tuple(modes.shape)} and {tuple(x.shape)}")
     flat = x.reshape(-1, x.shape[-1])
     return torch.cdist(flat, modes.to(flat)).argmin(-1).reshape(x.shape[:-1])
+
+
+__all__ += ["ModeOccupancy", "mode_occupancy"]
+
+
+class ModeOccupancy(NamedTuple):
+    """Output of :func:`mode_occupancy`."""
+
+    visited: Tensor  #: ``(n_chains, K)`` bool: some sample of the chain is nearest to mode ``k``
+    fractions: Tensor  #: ``(K,)``: fraction of all samples (steps and chains) nearest to each mode
+    #: ``(K,)``: ``|fractions - exact_weights|``, or ``None`` when no exact weights were given
+    weight_error: Tensor | None
+
+    @property
+    def modes_found(self) -> Tensor:
+        """``(K,)`` bool: the modes that at least one chain visited."""
+        return self.visited.any(0)
+
+
+def mode_occupancy(chains: Tensor, modes: Tensor, exact_weights: Tensor | None = None) -> ModeOccupancy:
+    r"""Which modes each chain visited, and the fraction of samples in each mode.
+
+    Each sample of ``chains`` (shape ``(n_steps, n_chains, dim)``) is assigned to its
+    nearest centre in ``modes`` (``(K, dim)``) with :func:`nearest_mode`. Chain :math:`c`
+    *visited* mode :math:`k` if at least one of its samples is assigned to :math:`k`, and the
+    estimated weight of mode :math:`k` is
+
+    .. math::
+
+        \hat w_k = \frac{1}{N_\text{steps} N_\text{chains}} \sum_{t, c}
+            \mathbb{1}\big[\operatorname{nearest}(x^c_t) = k\big],
+
+    to compare with the exact weights :math:`w_k` (``exact_weights``, shape ``(K,)``) through
+    :math:`|\hat w_k - w_k|` (as in Grenioux, Durmus, Moulines & Gabrié, ICML 2023). The
+    nearest centre is a fair basin label only for well-separated, similar modes.
+
+    >>> chains = torch.tensor([[[0.1], [2.1]], [[1.9], [2.0]]])  # 2 steps, 2 chains, dim 1
+    >>> occupancy = mode_occupancy(chains, torch.tensor([[0.0], [2.0]]), torch.tensor([0.5, 0.5]))
+    >>> occupancy.visited
+    tensor([[ True,  True],
+            [False,  True]])
+    >>> occupancy.fractions, occupancy.weight_error
+    (tensor([0.2500, 0.7500]), tensor([0.2500, 0.2500]))
+    """
+    if not isinstance(chains, Tensor) or not chains.is_floating_point():
+        raise TypeError(f"chains must be a floating-point torch.Tensor, got {getattr(chains, 'dtype', type(chains).__name__)}")
+    if not isinstance(modes, Tensor) or not modes.is_floating_point():
+        raise TypeError(f"modes must be a floating-point torch.Tensor, got {getattr(modes, 'dtype', type(modes).__name__)}")
+    if modes.dim() != 2 or modes.shape[0] == 0:
+        raise ValueError(f"modes must have shape (K, dim) with K >= 1, got {tuple(modes.shape)}")
+    n_modes, dim = modes.shape
+    if chains.dim() != 3 or chains.shape[0] == 0 or chains.shape[1] == 0 or chains.shape[2] != dim:
+        raise ValueError(f"chains must have shape (n_steps, n_chains, {dim}) with n_steps, n_chains >= 1, got {tuple(chains.shape)}")
+    if not bool(torch.isfinite(chains).all()):
+        raise ValueError("chains contain NaN or inf")
+    if not bool(torch.isfinite(modes).all()):
+        raise ValueError("modes contain NaN or inf")
+    labels = nearest_mode(chains.detach(), modes.to(chains.device))  # (n_steps, n_chains)
+    one_hot = torch.nn.functional.one_hot(labels, n_modes)  # (n_steps, n_chains, K)
+    visited = one_hot.any(0)
+    fractions = one_hot.sum((0, 1)).to(chains.dtype) / labels.numel()
+    weight_error = None
+    if exact_weights is not None:
+        if not isinstance(exact_weights, Tensor) or not exact_weights.is_floating_point():
+            raise TypeError(f"exact_weights must be a floating-point torch.Tensor, got {type(exact_weights).__name__}")
+        if exact_weights.shape != (n_modes,):
+            raise ValueError(f"exact_weights must have shape ({n_modes},), got {tuple(exact_weights.shape)}")
+        if not bool(torch.isfinite(exact_weights).all()) or bool((exact_weights < 0).any()):
+            raise ValueError("exact_weights must be finite and non-negative")
+        weight_error = (fractions - exact_weights.to(fractions)).abs()
+    return ModeOccupancy(visited, fractions, weight_error)

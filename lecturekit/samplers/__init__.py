@@ -1,6 +1,6 @@
 """Samplers: importance sampling, vectorised Metropolis-Hastings MCMC (RW, MALA, HMC),
 flow-proposal MCMC, global-local and adaptive flow-MCMC, resampling, AIS, SMC and annealed
-flow transport."""
+flow transport, NeuTra (MCMC in a flow's latent space)."""
 
 from .adaptive import (
     AdaptiveHistory,
@@ -48,6 +48,7 @@ from .smc import (
     sequential_monte_carlo,
     train_craft,
 )
+from .neutra import NeuTraTarget
 
 __all__ = [
     "HMC",
@@ -77,6 +78,7 @@ __all__ = [
     "ImportanceResult",
     "Kernel",
     "MCMCState",
+    "NeuTraTarget",
     "Proposal",
     "RandomWalkMetropolis",
     "StepInfo",
