@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import builtins
 import math
+import os
 import sys
 import types
 from typing import Any
 
 import torch
 
-__all__ = ["F32", "F64", "IntegrityError", "assert_close", "assert_equal", "intact"]
+__all__ = ["F32", "F64", "IntegrityError", "assert_close", "assert_equal", "assert_tensor", "intact"]
 
 #: Keyword arguments for a test input in double or single precision on the CPU: ``torch.randn(5, **F64)``.
 #: Tests name both, so that ``torch.set_default_dtype`` or ``torch.set_default_device`` in a
@@ -101,13 +102,26 @@ def _snapshot() -> tuple[dict[str, dict[str, Any]], dict[str, list[int]]]:
     return {name: _public_callables(ns) for name, ns in _watched_namespaces().items()}, _ipython_transformers()
 
 
+def _same(original: Any, now: Any) -> bool:
+    """``now`` is ``original``, or torch's own wrapper of it (torch wraps ``torch.manual_seed``
+    lazily, when ``torch._dynamo`` is first imported). A wrapper defined anywhere else is a change."""
+    for _ in range(5):
+        if now is original:
+            return True
+        code = getattr(now, "__code__", None)
+        if code is None or not code.co_filename.startswith(_TORCH_DIR):
+            return False
+        now = getattr(now, "__wrapped__", None)
+    return False
+
+
 def _changes() -> list[str]:
     functions_now, transformers_now = _snapshot()
     changed = [
         f"{namespace}.{name}"
         for namespace, saved in _FUNCTIONS.items()
         for name, original in saved.items()
-        if functions_now.get(namespace, {}).get(name) is not original
+        if not _same(original, functions_now.get(namespace, {}).get(name))
     ]
     changed += [f"IPython {name}" for name, ids in _TRANSFORMERS.items() if transformers_now.get(name) != ids]
     return changed
@@ -136,6 +150,19 @@ def _as_plain_tensor(value: Any, what: str) -> torch.Tensor:
     if type(value) is not torch.Tensor:
         raise AssertionError(f"{what}: expected a torch.Tensor, got {type(value).__name__}")
     return value
+
+
+def assert_tensor(actual: Any, *, shape: tuple[int, ...], dtype: torch.dtype, device: Any, what: str = "result") -> None:
+    """Raise ``AssertionError`` unless ``actual`` is a plain tensor of this shape, dtype and device.
+
+    With the keyword dicts: ``assert_tensor(w, shape=(300,), **F32, what="weights")``.
+    """
+    actual = _as_plain_tensor(actual, what)
+    if tuple(_SHAPE(actual)) != tuple(shape) or _DTYPE(actual) != dtype or _DEVICE(actual) != torch.device(device):
+        raise AssertionError(
+            f"{what}: expected a {dtype} tensor of shape {tuple(shape)} on {torch.device(device)}, "
+            f"got {_DTYPE(actual)} of shape {tuple(_SHAPE(actual))} on {_DEVICE(actual)}"
+        )
 
 
 def assert_close(
@@ -186,4 +213,5 @@ _DETACH = torch.Tensor.detach
 _SHAPE = torch.Tensor.size
 _DTYPE = torch.Tensor.dtype.__get__  # type: ignore[attr-defined]
 _DEVICE = torch.Tensor.device.__get__  # type: ignore[attr-defined]
+_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 _FUNCTIONS, _TRANSFORMERS = _snapshot()
