@@ -57,6 +57,7 @@ bench: setup
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[course,bench]"
 	$(BIN)/python benchmarks/bench_mala.py
 	$(BIN)/python benchmarks/bench_flows.py
+	$(BIN)/python benchmarks/bench_informed_base.py
 
 exercises: setup
 	# nbgrader calls `alembic` by name when it creates the gradebook, so .venv/bin goes on PATH.
