@@ -66,7 +66,7 @@ def run_one(target: Phi4Chain, base_name: str, seed: int, n_steps: int, args: ar
     diverged = ""
     with Timer(device) as timer:
         try:
-            train_reverse_kl_with_tilt_start(flow, target, n_steps, n_tilted_steps=N_TILTED, start_tilt=-0.2,
+            train_reverse_kl_with_tilt_start(flow, target, n_steps, n_tilted_steps=N_TILTED, start_tilt=-0.5,
                                              batch_size=BATCH)
         except FloatingPointError as error:
             diverged = str(error)

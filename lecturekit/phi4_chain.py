@@ -341,7 +341,7 @@ def train_reverse_kl_with_tilt_start(
     target: Phi4Chain,
     n_steps: int,
     n_tilted_steps: int = 50,
-    start_tilt: float = 0.2,
+    start_tilt: float = 0.5,
     batch_size: int = 256,
     lr: float = 1e-2,
     max_grad_norm: float | None = 100.0,

@@ -222,3 +222,17 @@ def test_symmetrised_sampling_flips_signs_and_reports_its_log_density():
     assert abs(float(positive) - 0.5) < 4 * 0.5 / math.sqrt(4000)  # the flow alone sits at +0.7
     assert abs(float(sym.density.sample(4000).mean())) > 0.3
     assert sym.sample(5).shape == (5, 3)
+
+
+def test_tilted_start_breaks_the_symmetry_towards_the_chosen_mode():
+    from lecturekit.phi4_chain import train_reverse_kl_with_tilt_start
+
+    target = Phi4Chain(n_sites=10, a=0.1, beta=20.0)
+    flow = real_nvp(10, n_layers=2, hidden=(16,), base=target.coupled_base())
+    history = train_reverse_kl_with_tilt_start(flow, target, 30, n_tilted_steps=30, start_tilt=-0.5, batch_size=64)
+    assert len(history.loss) == len(history.ess) == 60
+    assert float(field_mean(flow.sample(500)).mean()) > 0.3  # the negative tilt favoured phi > 0
+    with pytest.raises(ValueError, match="n_tilted_steps"):
+        train_reverse_kl_with_tilt_start(flow, target, 1, n_tilted_steps=-1)
+    with pytest.raises(TypeError, match="Phi4Chain"):
+        train_reverse_kl_with_tilt_start(flow, object(), 1)
