@@ -13,10 +13,12 @@ Modules (one concept each):
 - :mod:`lecturekit.diagnostics` effective sample sizes, autocorrelation times, R-hat
 - :mod:`lecturekit.plotting`    energy contours, traces, density heatmaps
 - :mod:`lecturekit.vae`         a small variational auto-encoder (Section 2.1)
-- :mod:`lecturekit.distributions` base measures for flows: standard and diagonal Gaussians
+- :mod:`lecturekit.distributions` base measures for flows: standard, diagonal and tridiagonal-precision Gaussians
 - :mod:`lecturekit.flows`       Real NVP: affine couplings, masks, flows, save/load
 - :mod:`lecturekit.lattice_flows` checkerboard couplings with periodic conv nets, for lattice fields
 - :mod:`lecturekit.phi4_lattice`  2D lattice phi^4 (two parameterisations) and its observables
+- :mod:`lecturekit.phi4_chain`  1D phi^4 field (flonaco's convention), its transfer-matrix reference, informed bases
+- :mod:`lecturekit.symmetry`    Z2-symmetrised densities as proposals
 - :mod:`lecturekit.training`    training flows: maximum likelihood, reverse KL, Boltzmann generators
 - :mod:`lecturekit.progress`    progress bars that the book and the tests can silence
 - :mod:`lecturekit.quadrature`  exact 2D reference answers by grid quadrature

@@ -14,6 +14,11 @@ The interface every base shares (the informed Gaussian of Section 4 follows it t
 - ``config()`` and ``from_config(**config)``: JSON-like constructor settings from which
   :func:`lecturekit.flows.load_flow` rebuilds a module with the same state-dict layout
   (the values then come from the state dict).
+
+:class:`TridiagonalGaussian` is the *informed* base of Section 4.4: a Gaussian whose
+precision matrix is tridiagonal, such as the discretised free field
+:math:`\int \tfrac a2|\nabla\phi|^2 + \phi^2/(2\sigma^2)` (built by
+:meth:`lecturekit.phi4_chain.Phi4Chain.coupled_base`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from torch import Tensor, nn
 
 from lecturekit.checks import check_points, check_positive_int, check_tensor  # check_positive_int re-exported
 
-__all__ = ["DiagonalGaussian", "StandardNormal", "check_positive_int"]
+__all__ = ["DiagonalGaussian", "StandardNormal", "TridiagonalGaussian", "check_positive_int"]
 
 _LOG_TWO_PI = math.log(2 * math.pi)
 
@@ -145,3 +150,143 @@ class DiagonalGaussian(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, trainable={self.trainable}"
+
+
+class TridiagonalGaussian(nn.Module):
+    r"""A centred Gaussian :math:`\mathcal{N}(0, Q^{-1})` with a *tridiagonal* precision matrix :math:`Q`,
+
+    .. math::
+
+        \log\rho_B(z) = -\tfrac12 z^\top Q z + \tfrac12\log\det Q - \tfrac d2\log 2\pi ,
+
+    the law of a Gaussian Markov chain :math:`z_1 - z_2 - \dots - z_d` (Rue & Held,
+    *Gaussian Markov random fields*, 2005, ch. 2). The lattice free field of Section 4.4,
+    :math:`\beta\,[\tfrac{aN}{2}\sum_i(\phi_{i+1}-\phi_i)^2 + \tfrac{1}{aN}\sum_i\phi_i^2/(2\sigma^2)]`
+    with Dirichlet ends, is one (Gabrié, Rotskoff & Vanden-Eijnden, PNAS 2022: the "coupled" base).
+
+    Everything goes through the banded Cholesky factor :math:`Q = LL^\top`, :math:`L` lower
+    bidiagonal with diagonal :math:`\ell_i` and sub-diagonal :math:`m_i`, computed once in
+    float64 by the :math:`O(d)` recursion
+
+    .. math::
+
+        \ell_1 = \sqrt{Q_{11}}, \quad m_i = Q_{i+1,i}/\ell_i, \quad
+        \ell_{i+1} = \sqrt{Q_{i+1,i+1} - m_i^2} .
+
+    Then :math:`z^\top Q z = \lVert L^\top z\rVert^2` with
+    :math:`(L^\top z)_i = \ell_i z_i + m_i z_{i+1}`, :math:`\log\det Q = 2\sum_i\log\ell_i`,
+    and :math:`z = L^{-\top}\varepsilon`, :math:`\varepsilon\sim\mathcal{N}(0, I)`, is an exact
+    draw (:math:`\operatorname{Cov} z = L^{-\top}L^{-1} = Q^{-1}`), found by back substitution
+    :math:`z_d = \varepsilon_d/\ell_d`, :math:`z_i = (\varepsilon_i - m_i z_{i+1})/\ell_i`.
+    Both cost :math:`O(d)` per point; no dense matrix is formed (the dense
+    :meth:`precision_matrix` and :meth:`covariance_matrix` are for checks and plots).
+
+    The factor is the module's state (buffers ``cholesky_diagonal`` and
+    ``cholesky_off_diagonal``): it moves with ``.to(...)``, and :func:`lecturekit.flows.save_flow`
+    stores it with the flow. The base is fixed (no trainable parameters).
+
+    Parameters
+    ----------
+    precision_diagonal:
+        :math:`Q_{ii}`, shape ``(d,)``.
+    precision_off_diagonal:
+        :math:`Q_{i,i+1} = Q_{i+1,i}`, shape ``(d - 1,)``. :math:`Q` must be positive definite.
+
+    >>> base = TridiagonalGaussian(torch.tensor([2.0, 2.0, 2.0]), torch.tensor([-1.0, -1.0]))
+    >>> base.sample(4).shape
+    torch.Size([4, 3])
+    >>> round(float(base.log_prob(torch.zeros(3))), 4)  # 0.5 log det Q - 1.5 log(2 pi), det Q = 4
+    -2.0637
+    """
+
+    def __init__(self, precision_diagonal: Tensor, precision_off_diagonal: Tensor) -> None:
+        super().__init__()
+        diagonal = torch.as_tensor(precision_diagonal)
+        if not diagonal.is_floating_point():
+            diagonal = diagonal.to(torch.get_default_dtype())
+        if diagonal.dim() != 1 or diagonal.numel() == 0:
+            raise ValueError(f"precision_diagonal must have shape (dim,) with dim >= 1, got {tuple(diagonal.shape)}")
+        dim = int(diagonal.numel())
+        off = torch.as_tensor(precision_off_diagonal, device=diagonal.device)
+        if off.shape != (dim - 1,):
+            raise ValueError(f"precision_off_diagonal must have shape ({dim - 1},), got {tuple(off.shape)}")
+        if not (bool(torch.isfinite(diagonal).all()) and bool(torch.isfinite(off).all())):
+            raise ValueError("the precision matrix must be finite")
+        chol_diag, chol_off = _tridiagonal_cholesky(diagonal.double(), off.double())
+        self.dim = dim
+        self.register_buffer("cholesky_diagonal", chol_diag.to(diagonal.dtype))
+        self.register_buffer("cholesky_off_diagonal", chol_off.to(diagonal.dtype))
+
+    @property
+    def precision_diagonal(self) -> Tensor:
+        r""":math:`Q_{ii} = \ell_i^2 + m_{i-1}^2`, shape ``(dim,)``."""
+        squares = self.cholesky_diagonal.square()
+        return torch.cat([squares[:1], squares[1:] + self.cholesky_off_diagonal.square()])
+
+    @property
+    def precision_off_diagonal(self) -> Tensor:
+        r""":math:`Q_{i+1,i} = m_i\ell_i`, shape ``(dim - 1,)``."""
+        return self.cholesky_off_diagonal * self.cholesky_diagonal[:-1]
+
+    def precision_matrix(self) -> Tensor:
+        """The dense ``(dim, dim)`` precision matrix (for checks and plots; O(dim^2) memory)."""
+        off = self.precision_off_diagonal
+        return torch.diag(self.precision_diagonal) + torch.diag(off, 1) + torch.diag(off, -1)
+
+    def covariance_matrix(self) -> Tensor:
+        r"""The dense covariance :math:`Q^{-1}` (for checks and plots; O(dim^3) once)."""
+        factor = torch.diag(self.cholesky_diagonal) + torch.diag(self.cholesky_off_diagonal, -1)
+        return torch.cholesky_inverse(factor)
+
+    def log_det_precision(self) -> Tensor:
+        r""":math:`\log\det Q = 2\sum_i\log\ell_i`."""
+        return 2 * self.cholesky_diagonal.log().sum()
+
+    def sample(self, n: int) -> Tensor:
+        """``n`` exact draws, shape ``(n, dim)``, by back substitution (O(dim) per draw)."""
+        check_positive_int(n, "n")
+        eps = torch.randn(n, self.dim, dtype=self.cholesky_diagonal.dtype, device=self.cholesky_diagonal.device)
+        return self._solve_upper(eps)
+
+    def _solve_upper(self, eps: Tensor) -> Tensor:
+        r"""Solve :math:`L^\top z = \varepsilon` for ``eps`` of shape ``(n, dim)``."""
+        ell, m = self.cholesky_diagonal, self.cholesky_off_diagonal
+        scaled = eps / ell  # z_i = eps_i / l_i - (m_i / l_i) z_{i+1}
+        ratio = m / ell[:-1]
+        columns = [scaled[:, -1]]
+        for i in range(self.dim - 2, -1, -1):
+            columns.append(scaled[:, i] - ratio[i] * columns[-1])
+        return torch.stack(columns[::-1], dim=-1)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        check_points(z, self.dim, "z")
+        ell, m = self.cholesky_diagonal, self.cholesky_off_diagonal
+        whitened = z * ell  # (L^T z)_i = l_i z_i + m_i z_{i+1}
+        whitened = torch.cat([whitened[..., :-1] + m * z[..., 1:], whitened[..., -1:]], dim=-1)
+        return -0.5 * (whitened.square().sum(-1) + self.dim * _LOG_TWO_PI) + ell.log().sum()
+
+    def config(self) -> dict[str, Any]:
+        return {"dim": self.dim}
+
+    @classmethod
+    def from_config(cls, dim: int) -> "TridiagonalGaussian":
+        """A placeholder (identity precision) with the right layout; ``load_state_dict`` fills in the factor."""
+        check_positive_int(dim, "dim")
+        return cls(torch.ones(dim), torch.zeros(dim - 1))
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+def _tridiagonal_cholesky(diagonal: Tensor, off_diagonal: Tensor) -> tuple[Tensor, Tensor]:
+    """Lower bidiagonal Cholesky factor ``(l, m)`` of a symmetric tridiagonal matrix (O(d), sequential)."""
+    pivots = [diagonal[0]]
+    m: list[Tensor] = []
+    for i in range(off_diagonal.numel()):
+        if not float(pivots[-1]) > 0:
+            break
+        m.append(off_diagonal[i] / pivots[-1].sqrt())
+        pivots.append(diagonal[i + 1] - m[-1].square())
+    if not float(pivots[-1]) > 0:
+        raise ValueError("the precision matrix must be positive definite (its Cholesky factorisation failed)")
+    return torch.stack(pivots).sqrt(), torch.stack(m) if m else diagonal.new_zeros(0)
