@@ -89,7 +89,7 @@ class RadialVelocityData(NamedTuple):
 
 #: The course's synthetic star: a 10-day period, observed 10 times over 40 days with noise
 #: 0.4 (units of the velocity prior). With seed 4 and the default prior (P from 4 to 50 days)
-#: its ln P posterior has three separated modes, near P = 10.6, 26 and 6.9 days, holding about
+#: its ln P posterior has three separated modes, near P = 10.4, 29 and 6.8 days, holding about
 #: 0.81, 0.13 and 0.06 of the mass (:class:`PeriodPhaseGrid`).
 DEFAULT_TRUTH = (0.3, 1.0, 2.0, math.log(10.0))
 

@@ -99,7 +99,7 @@ def test_grid_reference_is_normalised_and_has_several_separated_modes(grid: Peri
     edges, masses = grid.ln_period_modes(min_mass=1e-3)
     assert float(masses.sum()) == pytest.approx(1.0, abs=1e-12)
     heavy = masses[masses > 0.03]
-    assert heavy.numel() >= 3  # the aliases the chapter is about (P near 6.9, 10.6 and 26 days)
+    assert heavy.numel() >= 3  # the aliases the chapter is about (P near 6.8, 10.4 and 29 days)
     # the true period's mode is the heaviest, and the mode of ln 10 holds it
     assert int(torch.bucketize(torch.tensor(math.log(10.0), dtype=F64), edges[1:-1])) == int(masses.argmax())
     # the grid is converged: doubling the resolution moves the mode masses by < 1e-3
