@@ -153,9 +153,10 @@ def _submit(course: Course, assignment: str, record: Collected, release: Path, r
     folder = course.submitted / record.student / assignment
     folder.mkdir(parents=True, exist_ok=True)
     for name, notebook in record.notebooks.items():
-        repaired, notes = repair(notebook, nbformat.read(release / name, as_version=4))
+        released = nbformat.read(release / name, as_version=4)
+        repaired, notes = repair(notebook, released)
         row.notes += [f"{name}: {note}" for note in notes]
-        row.flags += scan(repaired)
+        row.flags += scan(repaired, released)
         nbformat.write(repaired, folder / name)
 
 

@@ -9,7 +9,9 @@ the locked cells, which grading restores) and flags:
   ``__builtins__``, ``get_ipython``, transformers, ``sys.settrace``, ``gc``, ``ctypes``,
   ``exec``/``eval``/``compile``, ``importlib``, and ``gradekit`` (the tests' own checks);
 - ``lecturekit`` in a solution cell (the exercises ask students to write what it implements),
-  and, in a solution cell, names that the notebook imported from ``lecturekit``.
+  and, in a solution cell, names that the notebook imported from ``lecturekit`` and that the
+  release's version of that cell does not already use (a type annotation or a base distribution
+  given by the scaffold is not a cheat).
 """
 
 from __future__ import annotations
@@ -56,9 +58,14 @@ class Flag:
         return f"{self.cell}, line {self.line}: {self.reason}: `{self.code}`"
 
 
-def scan(notebook: NotebookNode) -> list[Flag]:
-    """Flags for every student-writable code cell of ``notebook`` (locked cells are skipped)."""
+def scan(notebook: NotebookNode, release: NotebookNode | None = None) -> list[Flag]:
+    """Flags for every student-writable code cell of ``notebook`` (locked cells are skipped).
+
+    ``release``, the student version the submission came from, exempts the ``lecturekit`` names
+    that a solution cell's scaffold already uses there.
+    """
     lecturekit_names = _lecturekit_imports(notebook)
+    scaffold_names = _names_by_cell(release) if release is not None else {}
     flags: list[Flag] = []
     for index, cell in enumerate(notebook.cells):
         meta = cell.get("metadata", {}).get("nbgrader", {})
@@ -100,7 +107,12 @@ def scan(notebook: NotebookNode) -> list[Flag]:
                 flag(node, _REACHING_NAMES[node.attr])
             elif isinstance(node, ast.Attribute) and node.attr == "modules" and _root_name(node) == "sys":
                 flag(node, "touches sys.modules")
-            if meta.get("solution") and isinstance(node, ast.Name) and node.id in lecturekit_names:
+            if (
+                meta.get("solution")
+                and isinstance(node, ast.Name)
+                and node.id in lecturekit_names
+                and node.id not in scaffold_names.get(label, set())
+            ):
                 flag(node, f"uses {node.id} from lecturekit in a solution cell")
     return sorted(set(flags), key=lambda f: (f.cell, f.line, f.reason))
 
@@ -121,6 +133,21 @@ def _module_aliases(tree: ast.AST) -> set[str]:
         if isinstance(node, ast.Import):
             aliases |= {a.asname or a.name.split(".")[0] for a in node.names}
     return aliases
+
+
+def _names_by_cell(notebook: NotebookNode) -> dict[str, set[str]]:
+    """The names each graded cell of ``notebook`` uses, by ``grade_id``."""
+    names: dict[str, set[str]] = {}
+    for cell in notebook.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if cell.cell_type != "code" or not grade_id:
+            continue
+        try:
+            tree = ast.parse(_without_magics(cell.source))
+        except SyntaxError:
+            continue
+        names[grade_id] = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    return names
 
 
 def _lecturekit_imports(notebook: NotebookNode) -> set[str]:

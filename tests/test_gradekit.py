@@ -110,6 +110,17 @@ def test_scan_flags_cheats_and_lecturekit_but_not_ordinary_code() -> None:
     assert not [flag for flag in scan(notebook) if flag.cell == "cell 6"], "ordinary code was flagged"
 
 
+def test_scan_exempts_lecturekit_names_the_scaffold_already_uses() -> None:
+    release = _release()
+    release.cells[0].source = "from lecturekit.samplers import MALA\nfrom lecturekit.flows import Flow"
+    solution = release.cells[2]
+    solution.source = "def step(flow: Flow):\n    raise NotImplementedError()"
+    submission = copy.deepcopy(release)
+    submission.cells[2].source = "def step(flow: Flow):\n    return MALA"
+    reasons = [flag.reason for flag in scan(submission, release)]
+    assert reasons == ["uses MALA from lecturekit in a solution cell"], reasons
+
+
 # --------------------------------------------------------------------------------------- preprocessors
 def test_output_limit_counts_bytes_and_keeps_every_output() -> None:
     cell = new_code_cell("print(...)")
