@@ -9,14 +9,15 @@ the locked cells, which grading restores) and flags:
   ``__builtins__``, ``get_ipython``, transformers, ``sys.settrace``, ``gc``, ``ctypes``,
   ``exec``/``eval``/``compile``, ``importlib``, and ``gradekit`` (the tests' own checks);
 - ``lecturekit`` in a solution cell (the exercises ask students to write what it implements),
-  and, in a solution cell, names that the notebook imported from ``lecturekit`` and that the
-  release's version of that cell does not already use (a type annotation or a base distribution
-  given by the scaffold is not a cheat).
+  and, in a solution cell, names that the notebook imported from ``lecturekit``, unless the
+  release offers them as tools: the release's version of that cell already uses them (a type
+  annotation, a base given by the scaffold) or its instructions (markdown) name them.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 
 from nbformat import NotebookNode
@@ -62,10 +63,12 @@ def scan(notebook: NotebookNode, release: NotebookNode | None = None) -> list[Fl
     """Flags for every student-writable code cell of ``notebook`` (locked cells are skipped).
 
     ``release``, the student version the submission came from, exempts the ``lecturekit`` names
-    that a solution cell's scaffold already uses there.
+    that a solution cell's scaffold already uses there, and those its instructions name.
     """
     lecturekit_names = _lecturekit_imports(notebook)
     scaffold_names = _names_by_cell(release) if release is not None else {}
+    instructions = " ".join(c.source for c in release.cells if c.cell_type == "markdown") if release else ""
+    offered = {name for name in lecturekit_names if re.search(rf"\b{re.escape(name)}\b", instructions)}
     flags: list[Flag] = []
     for index, cell in enumerate(notebook.cells):
         meta = cell.get("metadata", {}).get("nbgrader", {})
@@ -111,7 +114,7 @@ def scan(notebook: NotebookNode, release: NotebookNode | None = None) -> list[Fl
                 meta.get("solution")
                 and isinstance(node, ast.Name)
                 and node.id in lecturekit_names
-                and node.id not in scaffold_names.get(label, set())
+                and node.id not in scaffold_names.get(label, set()) | offered
             ):
                 flag(node, f"uses {node.id} from lecturekit in a solution cell")
     return sorted(set(flags), key=lambda f: (f.cell, f.line, f.reason))

@@ -110,7 +110,7 @@ def test_scan_flags_cheats_and_lecturekit_but_not_ordinary_code() -> None:
     assert not [flag for flag in scan(notebook) if flag.cell == "cell 6"], "ordinary code was flagged"
 
 
-def test_scan_exempts_lecturekit_names_the_scaffold_already_uses() -> None:
+def test_scan_exempts_lecturekit_names_the_release_offers() -> None:
     release = _release()
     release.cells[0].source = "from lecturekit.samplers import MALA\nfrom lecturekit.flows import Flow"
     solution = release.cells[2]
@@ -119,6 +119,8 @@ def test_scan_exempts_lecturekit_names_the_scaffold_already_uses() -> None:
     submission.cells[2].source = "def step(flow: Flow):\n    return MALA"
     reasons = [flag.reason for flag in scan(submission, release)]
     assert reasons == ["uses MALA from lecturekit in a solution cell"], reasons
+    release.cells[1].source = "Part A: build the kernel with `MALA(target, step_size)`."
+    assert scan(submission, release) == [], "a tool the instructions offer was flagged"
 
 
 # --------------------------------------------------------------------------------------- preprocessors

@@ -162,7 +162,7 @@ def test_bad_input_gets_clear_errors() -> None:
         latent.log_prob(torch.zeros(4, 3))
     with pytest.raises(TypeError, match="z has dtype torch.float64"):
         latent.log_prob_and_score(torch.zeros(4, 2, dtype=torch.float64))
-    with pytest.raises(TypeError, match="x must be a floating-point"):
+    with pytest.raises(TypeError, match="x must have a floating-point dtype"):
         latent.to_latent(torch.zeros(4, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="batch_size"):
         latent.to_target(torch.zeros(4, 2), batch_size=0)
