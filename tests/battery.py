@@ -54,6 +54,7 @@ class Spec:
     assignment: str
     notebook: str  # the (single) notebook's file name
     timeout: int
+    workflow_kinds: bool  # also the kinds that test the grading command's own kernel handling
     fault_cell: str
     depends: dict[str, list[str]]
     alternative: dict[str, str]
@@ -74,6 +75,7 @@ class Spec:
             assignment,
             notebook,
             int(raw["timeout"]),
+            bool(raw.get("workflow_kinds", False)),
             raw.get("fault_cell", ""),
             raw["depends"],
             raw.get("alternative", {}),
@@ -159,6 +161,16 @@ def _previous_nbgrader_cell(notebook: NotebookNode, grade_id: str) -> NotebookNo
     return cells[index - 1]
 
 
+# Kinds that test how the grading command copes with a kernel that hangs, exits or dies, with a
+# huge output, an AST transformer, or a deleted solution cell. Its handling does not depend on the
+# notebook, so only the assignments whose battery.toml sets ``workflow_kinds = true`` (01 and 02)
+# pay for them: each costs a timeout or a second run of the notebook, and `make test` must stay
+# under 20 minutes with every assignment's battery in it.
+WORKFLOW_KINDS = frozenset(
+    {"uninterruptible-loop", "exit", "kernel-death", "huge-output", "cheat-ast", "deleted-solution-and-test"}
+)
+
+
 def kinds(spec: Spec) -> list[Kind]:
     """The battery for one assignment, expected scores and statuses included."""
     name = spec.notebook
@@ -201,6 +213,8 @@ def kinds(spec: Spec) -> list[Kind]:
         Kind("invalid-json", "a notebook file cut in half", {name: _bytes(full)[: len(_bytes(full)) // 2]}, None, NOT_GRADED),
         Kind("no-submission", "on the roster, handed in nothing", {}, None, NO_SUBMISSION),
     ]
+    if not spec.workflow_kinds:
+        battery = [kind for kind in battery if kind.name not in WORKFLOW_KINDS]
     return battery
 
 

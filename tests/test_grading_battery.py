@@ -62,7 +62,7 @@ class BatteryRun:
     def need(self, *names: str) -> None:
         missing = set(names) - {kind.name for kind in self.kinds}
         if missing:
-            pytest.skip(f"BATTERY_KINDS leaves out {sorted(missing)}")
+            pytest.skip(f"this run leaves out {sorted(missing)} (BATTERY_KINDS, or no workflow_kinds in battery.toml)")
 
     def actual(self, kind: Kind) -> dict[str, float] | None:
         row = self.rows[kind.name]
