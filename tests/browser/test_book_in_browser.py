@@ -127,8 +127,12 @@ def _summary(visits: dict[str, PageVisit], book_url: str) -> dict[str, int]:
     }
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 def _chapters(crawl: dict[str, PageVisit]) -> list[PageVisit]:
-    return [v for p, v in crawl.items() if re.match(r"book/\d\d-", p)]
+    """The executed chapters: pages built from a notebook ``book/NN-*.ipynb`` (not markdown pages)."""
+    return [v for p, v in crawl.items() if re.match(r"book/\d\d-", p) and (REPO / p).with_suffix(".ipynb").is_file()]
 
 
 def test_every_page_loads_without_errors(book_crawl: dict[str, PageVisit]) -> None:
