@@ -26,10 +26,10 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
-from lecturekit.checks import check_number, check_positive_int, check_tensor, fill_at_infinity
+from lecturekit.checks import check_dtype, check_int, check_number, check_positive_int, check_tensor, fill_at_infinity
 from lecturekit.checks import check_points  # re-exported: the check lives in lecturekit.checks
 
-__all__ = ["GaussianMixture", "MullerBrown", "Target", "check_points"]
+__all__ = ["GaussianMixture", "MullerBrown", "Target", "check_points", "four_mode_mixture"]
 
 
 class Target(ABC):
@@ -269,3 +269,30 @@ class GaussianMixture(Target):
         mu = self.mean()
         second = (self.weights[:, None, None] * (self.covariances + self.means[:, :, None] * self.means[:, None, :])).sum(0)
         return second - torch.outer(mu, mu)
+
+
+def four_mode_mixture(
+    dim: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+) -> GaussianMixture:
+    r"""The 4-mode mixture of Grenioux, Durmus, Moulines & Gabrié (ICML 2023) in dimension ``dim``.
+
+    Four unit-covariance Gaussians with equal weights :math:`1/4` whose means have every
+    entry :math:`\pm a`, :math:`a = 0.591\sqrt{2\ln d}`, in the sign patterns
+    :math:`(-,+)`, :math:`(+,+)`, :math:`(-,-)`, :math:`(+,-)` by halves of the coordinates
+    (the first :math:`\lfloor d/2\rfloor` and the rest), as in their code (h2o64/flow_mcmc).
+    Neighbouring means are :math:`2a\sqrt{d/2}` apart, so the barriers between modes grow
+    with :math:`d` and a local sampler started in one mode stays there.
+
+    >>> mixture = four_mode_mixture(16)
+    >>> mixture.means.shape, mixture.weights.tolist()
+    (torch.Size([4, 16]), [0.25, 0.25, 0.25, 0.25])
+    """
+    dim = check_int(dim, "dim", minimum=2)
+    dtype = check_dtype(dtype)
+    a = 0.591 * math.sqrt(2 * math.log(dim))
+    half = dim // 2
+    signs = torch.ones(4, dim, dtype=dtype, device=device)
+    signs[0, :half] = -1
+    signs[2] = -1
+    signs[3, half:] = -1
+    return GaussianMixture(a * signs, 1.0)

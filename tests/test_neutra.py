@@ -16,7 +16,7 @@ import torch
 from lecturekit.diagnostics import ModeOccupancy, mode_occupancy
 from lecturekit.flows import Flow, real_nvp
 from lecturekit.samplers import MALA, NeuTraTarget, RandomWalkMetropolis, global_local_mcmc, run_chains
-from lecturekit.targets import GaussianMixture
+from lecturekit.targets import GaussianMixture, four_mode_mixture
 from lecturekit.training import train_max_likelihood
 
 from test_adaptive import HalfPlaneGaussian, z_scores  # N(0, I) on x_0 > 0; (mean - exact) / MCSE
@@ -40,18 +40,6 @@ def two_modes() -> GaussianMixture:
     """Two overlapping modes (a local kernel mixes between them), unequal weights, exact moments."""
     means = torch.tensor([[0.6, 0.3], [-0.6, -0.3]])
     return GaussianMixture(means, torch.tensor([[0.5, 0.6], [0.6, 0.4]]), torch.tensor([0.3, 0.7]))
-
-
-def four_modes(dim: int) -> GaussianMixture:
-    """Grenioux et al. (ICML 2023; code h2o64/flow_mcmc): 4 unit-covariance modes, equal weights, means
-    a * (-,+), (+,+), (-,-), (+,-) by halves, a = 0.591 sqrt(2 ln dim)."""
-    a = 0.591 * math.sqrt(2 * math.log(dim))
-    half = dim // 2
-    signs = torch.ones(4, dim)
-    signs[0, :half] = -1
-    signs[2] = -1
-    signs[3, half:] = -1
-    return GaussianMixture(a * signs, 1.0)
 
 
 # --------------------------------------------------------------------------- the push-backward density
@@ -216,7 +204,7 @@ def test_global_local_finds_all_four_modes_in_dimension_16_and_local_mala_alone_
     steps per iteration, flow frozen) visits all four modes with weights within 0.05 of the exact
     1/4; MALA alone, with more steps, stays where it started (the barriers are several nats high)."""
     dim = 16
-    target = four_modes(dim)
+    target = four_mode_mixture(dim)
     flow = real_nvp(dim, n_layers=6, hidden=(64, 64))
     train_max_likelihood(flow, target.sample(4096), 300, batch_size=256, lr=3e-3)
     start = target.means[0] + torch.randn(32, dim)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lecturekit.targets import GaussianMixture, MullerBrown, Target
+from lecturekit.targets import GaussianMixture, MullerBrown, Target, four_mode_mixture
 
 F64 = torch.float64
 Z_MAX = 4.0
@@ -203,3 +203,20 @@ def test_targets_follow_the_device(device: torch.device) -> None:
     for target in (gm, MullerBrown()):
         log_prob, score = target.log_prob_and_score(x)
         assert log_prob.device.type == device.type and score.device.type == device.type
+
+
+def test_four_mode_mixture_has_the_published_means_and_equal_weights() -> None:
+    """Grenioux et al. (ICML 2023): entries +-0.591 sqrt(2 ln d) in four half-sign patterns."""
+    mixture = four_mode_mixture(6, dtype=torch.float64)
+    a = 0.591 * math.sqrt(2 * math.log(6))
+    expected_signs = torch.tensor([[-1, -1, -1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [-1, -1, -1, -1, -1, -1],
+                                   [1, 1, 1, -1, -1, -1]], dtype=torch.float64)
+    assert torch.equal(mixture.means, a * expected_signs)
+    assert torch.equal(mixture.weights, torch.full((4,), 0.25, dtype=torch.float64))
+    assert torch.equal(mixture.covariances, torch.eye(6, dtype=torch.float64).expand(4, 6, 6))
+    with pytest.raises(ValueError, match="dim must be an int >= 2"):
+        four_mode_mixture(1)
+    with pytest.raises(TypeError, match="dim must be an int"):
+        four_mode_mixture(16.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="dtype"):
+        four_mode_mixture(16, dtype=torch.int64)
