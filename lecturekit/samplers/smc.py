@@ -96,7 +96,7 @@ import torch
 from torch import Tensor
 
 from ..diagnostics import ess_from_log_weights
-from ..distributions import check_positive_int
+from ..checks import check_int, check_positive_int
 from ..flows import Flow
 from ..progress import progress_bar
 from ..targets import Target
@@ -305,8 +305,7 @@ def _run(
     check_positive_int(n_particles, "n_particles")
     if n_particles < 2:
         raise ValueError(f"n_particles must be at least 2, got {n_particles}")
-    if isinstance(n_mcmc_steps, bool) or not isinstance(n_mcmc_steps, int) or n_mcmc_steps < 0:
-        raise ValueError(f"n_mcmc_steps must be an int >= 0, got {n_mcmc_steps!r}")
+    check_int(n_mcmc_steps, "n_mcmc_steps", minimum=0)
     resample_threshold = _check_fraction(resample_threshold, "resample_threshold")
     if resampling not in RESAMPLING:
         raise ValueError(f"resampling must be one of {tuple(RESAMPLING)}, got {resampling!r}")
@@ -502,13 +501,14 @@ def flow_transport_smc(
     resampled and moved as in :func:`sequential_monte_carlo`. With ``n_train_steps > 0`` each
     flow first takes that many Adam steps (learning rate ``lr``, through
     :func:`~lecturekit.training.train_flow`) on AFT's loss over the current weighted particles,
-    which then pass through it (AFT; reusing the particles biases :math:`\hat Z` slightly,
-    :func:`train_craft` avoids it). ``n_train_steps = 0`` keeps the flows frozen. With identity
-    flows this is :func:`sequential_monte_carlo` on the same schedule, sample for sample.
+    which then pass through it (AFT). Reusing the particles biases :math:`\hat Z` upwards, the flow
+    being fitted to the very points it weighs (``tests/test_smc.py`` shows it); :func:`train_craft`
+    trains this way and evaluates with frozen flows on fresh particles. ``n_train_steps = 0``
+    keeps the flows frozen. With identity flows this is :func:`sequential_monte_carlo` on the
+    same schedule, sample for sample.
     The training's target evaluations are counted in ``n_training_evaluations``.
     """
-    if isinstance(n_train_steps, bool) or not isinstance(n_train_steps, int) or n_train_steps < 0:
-        raise ValueError(f"n_train_steps must be an int >= 0, got {n_train_steps!r}")
+    check_int(n_train_steps, "n_train_steps", minimum=0)
     return _run(base, target, n_particles, betas, make_kernel, n_mcmc_steps, resample_threshold, 0.5, resampling,
                 flows, n_train_steps, lr)
 
