@@ -79,7 +79,7 @@ exercises: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nbgrader generate_assignment '*' --force
 
 clean:
-	rm -rf _build .pytest_cache submitted autograded feedback gradebook.db
+	rm -rf _build .pytest_cache submitted autograded feedback gradebook.db reports
 
 # Grade one assignment with gradekit (README, "For instructors"):
 #   make grade ASSIGNMENT=01-sampling-basics SUBMISSIONS=<folder or LMS zip> [ROSTER=students.csv] [TIMEOUT=seconds]

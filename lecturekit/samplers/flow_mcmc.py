@@ -32,7 +32,7 @@ from torch import Tensor
 
 from ..device import check_same_device
 from ..targets import Target, check_points
-from .importance import Proposal
+from .importance import Proposal, check_target_and_proposal
 from .mcmc import MCMCState, StepInfo, _LocalKernel, check_target_device, metropolis_update
 
 __all__ = ["FlowIndependenceMetropolis", "independence_log_acceptance_ratio"]
@@ -112,12 +112,7 @@ class FlowIndependenceMetropolis:
     """
 
     def __init__(self, target: Target, proposal: Proposal) -> None:
-        if not isinstance(target, Target):
-            raise TypeError(f"target must be a lecturekit.targets.Target, got {type(target).__name__}")
-        if not isinstance(proposal, Proposal):
-            raise TypeError(f"proposal must have dim, sample(n) and log_prob(x), got {type(proposal).__name__}")
-        if proposal.dim != target.dim:
-            raise ValueError(f"proposal.dim={proposal.dim} does not match target.dim={target.dim}")
+        check_target_and_proposal(target, proposal)
         self.target = target
         self.proposal = proposal
 

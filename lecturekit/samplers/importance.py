@@ -58,6 +58,17 @@ class Proposal(Protocol):
         ...
 
 
+def check_target_and_proposal(target: object, proposal: object, name: str = "proposal") -> None:
+    """Raise unless ``target`` is a :class:`~lecturekit.targets.Target` and ``proposal`` (called
+    ``name`` in the message) a :class:`Proposal` of the same dimension."""
+    if not isinstance(target, Target):
+        raise TypeError(f"target must be a lecturekit.targets.Target, got {type(target).__name__}")
+    if not isinstance(proposal, Proposal):
+        raise TypeError(f"{name} must have dim, sample(n) and a normalised log_prob(x), got {type(proposal).__name__}")
+    if proposal.dim != target.dim:
+        raise ValueError(f"{name}.dim={proposal.dim} does not match target.dim={target.dim}")
+
+
 def self_normalized_expectation(f_values: Tensor, log_weights: Tensor) -> Tensor:
     r""":math:`\sum_i \bar w_i f(x_i)` with :math:`\bar w = \operatorname{softmax}(\log w)`.
 
@@ -196,12 +207,7 @@ def importance_sample(target: Target, proposal: Proposal, n: int) -> ImportanceR
     >>> result.samples.shape, result.log_weights.shape
     (torch.Size([1000, 2]), torch.Size([1000]))
     """
-    if not isinstance(target, Target):
-        raise TypeError(f"target must be a lecturekit.targets.Target, got {type(target).__name__}")
-    if not isinstance(proposal, Proposal):
-        raise TypeError(f"proposal must have dim, sample(n) and log_prob(x), got {type(proposal).__name__}")
-    if proposal.dim != target.dim:
-        raise ValueError(f"proposal.dim={proposal.dim} does not match target.dim={target.dim}")
+    check_target_and_proposal(target, proposal)
     check_positive_int(n, "n")
     with torch.no_grad():
         samples = proposal.sample(n)

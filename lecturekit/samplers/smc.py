@@ -102,7 +102,7 @@ from ..progress import progress_bar
 from ..targets import Target
 from ..tempering import TemperedPath, check_schedule
 from ..training import StepResult, train_flow
-from .importance import Estimate, Proposal
+from .importance import Estimate, Proposal, check_target_and_proposal
 from .mcmc import MALA, Kernel
 from .resampling import multinomial_resample, systematic_resample
 
@@ -269,14 +269,6 @@ def _default_kernel(path: Target) -> Kernel:
     return MALA(path, step_size=0.05)
 
 
-def _check_proposal(base: object, target: Target) -> Proposal:
-    if not isinstance(base, Proposal):
-        raise TypeError(f"base must have dim, sample(n) and a normalised log_prob(x), got {type(base).__name__}")
-    if base.dim != target.dim:
-        raise ValueError(f"base.dim={base.dim} does not match target.dim={target.dim}")
-    return base
-
-
 def _check_fraction(value: object, name: str, low_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number in [0, 1], got {type(value).__name__}")
@@ -299,9 +291,7 @@ def _run(
     n_train_steps: int,
     lr: float,
 ) -> SMCResult:
-    if not isinstance(target, Target):
-        raise TypeError(f"target must be a lecturekit.targets.Target, got {type(target).__name__}")
-    _check_proposal(base, target)
+    check_target_and_proposal(target, base, "base")
     check_positive_int(n_particles, "n_particles")
     if n_particles < 2:
         raise ValueError(f"n_particles must be at least 2, got {n_particles}")
