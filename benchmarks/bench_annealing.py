@@ -19,8 +19,8 @@ than SMC. The number to read is the cost at which each method's RMSE first falls
 Measured on this 2-core CPU (load average ~2.5, one thread; the evaluation counts do not depend
 on load), defaults, ``--repeats 8``, in about a minute: SMC reached RMSE 0.75 at about 38,800
 target evaluations per run, flow transport at about 1,660 (23x fewer) *not counting* the 276,480
-evaluations of CRAFT training. Counting them, flow transport is 0.14x as cheap as SMC for a single
-run, 1.3x when the trained flows serve 10 runs and 8.8x for 100; it pays for its training after
+evaluations of CRAFT training. Counting them, a single flow-transport run costs 7x more than SMC;
+shared by 10 runs the trained flows make it 1.3x cheaper than SMC, by 100 runs 8.8x; it pays for its training after
 7.4 runs and is 3x cheaper than SMC after 24.5. No method's RMSE falls much below 0.5: in these
 runs all three lose most of the mode that holds 0.3 of the mass, which costs log 0.7 = -0.36 in
 log Z (chapter 4.3 shows the particles' weight in that mode), so the RMSE is not monotone in the
