@@ -73,6 +73,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_adaptive_rv.py
 	$(BIN)/python benchmarks/bench_annealing.py
 	$(BIN)/python benchmarks/bench_informed_base.py
+	$(BIN)/python benchmarks/bench_neutra_global_local.py
 
 exercises: setup
 	# nbgrader calls `alembic` by name when it creates the gradebook, so .venv/bin goes on PATH.

@@ -503,7 +503,7 @@ def nearest_mode(x: Tensor, modes: Tensor) -> Tensor:
     return torch.cdist(flat, modes.to(flat)).argmin(-1).reshape(x.shape[:-1])
 
 
-__all__ += ["ModeOccupancy", "mode_occupancy"]
+__all__ += ["ModeOccupancy", "mode_fraction_mcse", "mode_occupancy"]
 
 
 class ModeOccupancy(NamedTuple):
@@ -518,6 +518,24 @@ class ModeOccupancy(NamedTuple):
     def modes_found(self) -> Tensor:
         """``(K,)`` bool: the modes that at least one chain visited."""
         return self.visited.any(0)
+
+
+def _mode_labels(chains: Tensor, modes: Tensor) -> Tensor:
+    """Checked ``chains`` ``(n_steps, n_chains, dim)`` and ``modes`` ``(K, dim)``; the nearest mode of each sample."""
+    if not isinstance(chains, Tensor) or not chains.is_floating_point():
+        raise TypeError(f"chains must be a floating-point torch.Tensor, got {getattr(chains, 'dtype', type(chains).__name__)}")
+    if not isinstance(modes, Tensor) or not modes.is_floating_point():
+        raise TypeError(f"modes must be a floating-point torch.Tensor, got {getattr(modes, 'dtype', type(modes).__name__)}")
+    if modes.dim() != 2 or modes.shape[0] == 0:
+        raise ValueError(f"modes must have shape (K, dim) with K >= 1, got {tuple(modes.shape)}")
+    dim = modes.shape[1]
+    if chains.dim() != 3 or chains.shape[0] == 0 or chains.shape[1] == 0 or chains.shape[2] != dim:
+        raise ValueError(f"chains must have shape (n_steps, n_chains, {dim}) with n_steps, n_chains >= 1, got {tuple(chains.shape)}")
+    if not bool(torch.isfinite(chains).all()):
+        raise ValueError("chains contain NaN or inf")
+    if not bool(torch.isfinite(modes).all()):
+        raise ValueError("modes contain NaN or inf")
+    return nearest_mode(chains.detach(), modes.to(chains.device))  # (n_steps, n_chains)
 
 
 def mode_occupancy(chains: Tensor, modes: Tensor, exact_weights: Tensor | None = None) -> ModeOccupancy:
@@ -545,20 +563,8 @@ def mode_occupancy(chains: Tensor, modes: Tensor, exact_weights: Tensor | None =
     >>> occupancy.fractions, occupancy.weight_error
     (tensor([0.2500, 0.7500]), tensor([0.2500, 0.2500]))
     """
-    if not isinstance(chains, Tensor) or not chains.is_floating_point():
-        raise TypeError(f"chains must be a floating-point torch.Tensor, got {getattr(chains, 'dtype', type(chains).__name__)}")
-    if not isinstance(modes, Tensor) or not modes.is_floating_point():
-        raise TypeError(f"modes must be a floating-point torch.Tensor, got {getattr(modes, 'dtype', type(modes).__name__)}")
-    if modes.dim() != 2 or modes.shape[0] == 0:
-        raise ValueError(f"modes must have shape (K, dim) with K >= 1, got {tuple(modes.shape)}")
-    n_modes, dim = modes.shape
-    if chains.dim() != 3 or chains.shape[0] == 0 or chains.shape[1] == 0 or chains.shape[2] != dim:
-        raise ValueError(f"chains must have shape (n_steps, n_chains, {dim}) with n_steps, n_chains >= 1, got {tuple(chains.shape)}")
-    if not bool(torch.isfinite(chains).all()):
-        raise ValueError("chains contain NaN or inf")
-    if not bool(torch.isfinite(modes).all()):
-        raise ValueError("modes contain NaN or inf")
-    labels = nearest_mode(chains.detach(), modes.to(chains.device))  # (n_steps, n_chains)
+    labels = _mode_labels(chains, modes)
+    n_modes = modes.shape[0]
     one_hot = torch.nn.functional.one_hot(labels, n_modes)  # (n_steps, n_chains, K)
     visited = one_hot.any(0)
     fractions = one_hot.sum((0, 1)).to(chains.dtype) / labels.numel()
@@ -572,3 +578,32 @@ def mode_occupancy(chains: Tensor, modes: Tensor, exact_weights: Tensor | None =
             raise ValueError("exact_weights must be finite and non-negative")
         weight_error = (fractions - exact_weights.to(fractions)).abs()
     return ModeOccupancy(visited, fractions, weight_error)
+
+
+def mode_fraction_mcse(chains: Tensor, modes: Tensor) -> Tensor:
+    r"""Monte Carlo standard error of each fraction :math:`\hat w_k` of :func:`mode_occupancy`.
+
+    :math:`\hat w_k` is the mean of the indicator :math:`\mathbb{1}[\operatorname{nearest}(x^c_t) = k]`
+    over steps and chains, so its error is :func:`mcse` of that indicator (multi-chain ESS of
+    Vehtari et al. 2021): chains that sit in different modes and never switch get a large
+    error, as they should. ``chains`` has shape ``(n_steps, n_chains, dim)`` with
+    ``n_steps >= 4``, ``modes`` ``(K, dim)``; returns shape ``(K,)``.
+
+    Raises :class:`ConstantChainError` when the label of some mode never changes in any
+    chain (the mode is never visited, or every sample is in it): the error is then
+    undefined (0/0), however long the chains.
+
+    >>> steps = torch.randn(400, 4, 1, generator=torch.Generator().manual_seed(0))
+    >>> chains = steps + torch.tensor([0.0, 0.0, 6.0, 6.0]).reshape(1, 4, 1)  # two chains per mode
+    >>> [round(e, 2) for e in mode_fraction_mcse(chains, torch.tensor([[0.0], [6.0]])).tolist()]  # stuck: large
+    [0.25, 0.25]
+    """
+    labels = _mode_labels(chains, modes)
+    indicators = torch.nn.functional.one_hot(labels, modes.shape[0]).double()  # (n_steps, n_chains, K)
+    constant = (indicators == indicators[:1, :1]).all(0).all(0)
+    if bool(constant.any()):
+        raise ConstantChainError(
+            f"the label of modes {torch.nonzero(constant).flatten().tolist()} never changes in any chain (never "
+            "visited, or every sample is there): the standard error of their fraction is undefined"
+        )
+    return mcse(indicators).to(chains.dtype)

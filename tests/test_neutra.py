@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from lecturekit.diagnostics import ModeOccupancy, mode_occupancy
+from lecturekit.diagnostics import ConstantChainError, ModeOccupancy, mcse, mode_fraction_mcse, mode_occupancy
 from lecturekit.flows import Flow, real_nvp
 from lecturekit.samplers import MALA, NeuTraTarget, RandomWalkMetropolis, global_local_mcmc, run_chains
 from lecturekit.targets import GaussianMixture, four_mode_mixture
@@ -196,6 +196,32 @@ def test_mode_occupancy_rejects_bad_input() -> None:
         mode_occupancy(torch.zeros(5, 4, 2), modes, torch.ones(2) / 2)
     with pytest.raises(ValueError, match="exact_weights must be finite"):
         mode_occupancy(torch.zeros(5, 4, 2), modes, torch.tensor([0.5, 0.6, -0.1]))
+
+
+def test_mode_fraction_mcse_is_the_mcse_of_the_mode_indicator() -> None:
+    """Independent draws: the error of each fraction is sqrt(w (1 - w) / N) (within 10 %), and it is
+    exactly mcse() of the indicator of the nearest mode. Chains stuck in different modes get an
+    error as large as the spread of the starting fractions; a label that never changes raises."""
+    generator = torch.Generator().manual_seed(3)
+    modes = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    weights = torch.tensor([0.2, 0.3, 0.5])
+    n_steps, n_chains = 2000, 8
+    labels = torch.multinomial(weights, n_steps * n_chains, replacement=True, generator=generator)
+    chains = (modes[labels] + torch.randn(n_steps * n_chains, 2, generator=generator)).reshape(n_steps, n_chains, 2)
+    errors = mode_fraction_mcse(chains, modes)
+    assert errors.shape == (3,) and errors.dtype == chains.dtype
+    expected = torch.sqrt(weights * (1 - weights) / (n_steps * n_chains))
+    assert torch.allclose(errors, expected, rtol=0.1), (errors.tolist(), expected.tolist())
+    indicator = (labels.reshape(n_steps, n_chains) == 1).double()
+    assert torch.isclose(errors[1].double(), mcse(indicator), rtol=1e-6)
+
+    stuck = torch.randn(400, 4, 2, generator=generator) + modes[torch.tensor([0, 0, 1, 1])]
+    stuck_errors = mode_fraction_mcse(stuck, modes[:2])
+    assert bool((stuck_errors > 0.2).all()), stuck_errors.tolist()  # independent draws would give ~0.0125
+    with pytest.raises(ConstantChainError, match=r"modes \[2\] never changes"):
+        mode_fraction_mcse(stuck, modes)  # mode 2 is never visited
+    with pytest.raises(ValueError, match="chains must have shape"):
+        mode_fraction_mcse(stuck[0], modes)
 
 
 def test_global_local_finds_all_four_modes_in_dimension_16_and_local_mala_alone_does_not() -> None:
