@@ -20,6 +20,7 @@ from lecturekit.samplers import (
     importance_sample,
     independence_log_acceptance_ratio,
     log_partition_estimate,
+    lognormal_independence_acceptance,
     metropolis_update,
     reweighted_expectation,
     run_chains,
@@ -243,3 +244,30 @@ def test_flow_imh_rejects_bad_input() -> None:
         FlowIndependenceMetropolis(HalfPlaneGaussian(), flow).init(-torch.ones(3, 2, dtype=F64))
     with pytest.raises(ValueError, match="FlowIndependenceMetropolis.init"):
         kernel.step(MCMCState(torch.zeros(3, 2, dtype=F64), torch.zeros(3, dtype=F64)))
+
+
+@pytest.mark.parametrize("shift", [0.5, 1.5, 3.0])
+def test_lognormal_acceptance_matches_independence_chains_with_gaussian_log_weights(shift, z_score) -> None:
+    # Proposal N(0, 1), target N(shift, 1): log w = shift * x - shift^2 / 2 is exactly Gaussian
+    # with sigma = shift under the proposal. The chains start at stationarity (target draws).
+    torch.manual_seed(3)
+    proposal = GaussianMixture(torch.zeros(1, 1, dtype=F64), 1.0)
+    target = GaussianMixture(torch.full((1, 1), shift, dtype=F64), 1.0)
+    result = run_chains(FlowIndependenceMetropolis(target, proposal), target.sample(256), n_steps=1000)
+    accepted = result.accepted.double()
+    exact = lognormal_independence_acceptance(shift)
+    assert abs(float(z_score(accepted.mean(), torch.tensor(exact), mcse(accepted)))) < Z_MAX, (
+        result.acceptance_rate(), exact
+    )
+
+
+def test_lognormal_acceptance_limits_and_bad_input() -> None:
+    assert lognormal_independence_acceptance(0.0) == 1.0  # a perfect proposal is always accepted
+    values = [lognormal_independence_acceptance(s) for s in (0.5, 1.0, 2.0, 4.0, 8.0)]
+    assert all(a > b for a, b in zip(values, values[1:]))
+    sigma = 8.0  # the large-sigma tail: 2 exp(-sigma^2 / 4) / (sigma sqrt(pi)), to a few percent
+    assert values[-1] == pytest.approx(2 * math.exp(-sigma**2 / 4) / (sigma * math.sqrt(math.pi)), rel=0.05)
+    with pytest.raises(ValueError, match="sigma"):
+        lognormal_independence_acceptance(-1.0)
+    with pytest.raises(TypeError, match="sigma"):
+        lognormal_independence_acceptance("1")

@@ -11,7 +11,11 @@ from .adaptive import (
     global_local_mcmc,
 )
 
-from .flow_mcmc import FlowIndependenceMetropolis, independence_log_acceptance_ratio
+from .flow_mcmc import (
+    FlowIndependenceMetropolis,
+    independence_log_acceptance_ratio,
+    lognormal_independence_acceptance,
+)
 from .hmc import HMC
 from .importance import (
     Estimate,
@@ -85,6 +89,7 @@ __all__ = [
     "check_target_device",
     "importance_sample",
     "independence_log_acceptance_ratio",
+    "lognormal_independence_acceptance",
     "log_partition_estimate",
     "metropolis_accept",
     "metropolis_update",

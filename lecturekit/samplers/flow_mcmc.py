@@ -30,12 +30,13 @@ import math
 import torch
 from torch import Tensor
 
+from ..checks import check_number
 from ..device import check_same_device
 from ..targets import Target, check_points
 from .importance import Proposal, check_target_and_proposal
 from .mcmc import MCMCState, StepInfo, _LocalKernel, check_target_device, metropolis_update
 
-__all__ = ["FlowIndependenceMetropolis", "independence_log_acceptance_ratio"]
+__all__ = ["FlowIndependenceMetropolis", "independence_log_acceptance_ratio", "lognormal_independence_acceptance"]
 
 
 def independence_log_acceptance_ratio(
@@ -82,6 +83,36 @@ def independence_log_acceptance_ratio(
     log_w_current = torch.where(torch.isneginf(log_target_current), -math.inf, log_target_current - log_proposal_current)
     log_ratio = log_w_proposed - log_w_current
     return torch.where(torch.isnan(log_ratio) | torch.isneginf(log_w_proposed), -math.inf, log_ratio)
+
+
+def lognormal_independence_acceptance(sigma: float) -> float:
+    r"""Stationary acceptance rate of independent Metropolis-Hastings when the log-weights are Gaussian.
+
+    If :math:`\log w = \log\rho_* - \log\rho_\theta` is :math:`\mathcal N(\mu, \sigma^2)` under
+    the proposal :math:`\rho_\theta`, it is :math:`\mathcal N(\mu + \sigma^2, \sigma^2)` under
+    :math:`\rho_* \propto w\rho_\theta`, so at stationarity the log acceptance ratio
+    :math:`Y = \log w(x') - \log w(x)` is :math:`\mathcal N(-\sigma^2, 2\sigma^2)` and
+
+    .. math::
+
+        \bar\alpha = \mathbb E\big[\min(1, e^{Y})\big]
+            = P(Y > 0) + \mathbb E\big[e^{Y}\,;\,Y < 0\big]
+            = \Phi\Big(-\frac{\sigma}{\sqrt2}\Big) + e^{-\sigma^2 + \sigma^2}\,\Phi\Big(-\frac{\sigma}{\sqrt2}\Big)
+            = 2\,\Phi\Big(-\frac{\sigma}{\sqrt2}\Big)
+            \approx \frac{2}{\sigma\sqrt\pi}\,e^{-\sigma^2/4} \quad (\sigma\gg1),
+
+    :math:`\Phi` the standard normal distribution function. (The same computation gives
+    the acceptance of pseudo-marginal MCMC with log-normal noise.) When the flow's error is
+    a sum of many weakly dependent local errors, :math:`\sigma^2` grows like the number of
+    degrees of freedom :math:`D`, and the acceptance falls like :math:`e^{-O(D)}`: the
+    lecture's slide "Scaling to larger and larger systems". Real log-weights have heavier
+    tails than a Gaussian, so take this as a heuristic.
+
+    >>> lognormal_independence_acceptance(0.0), round(lognormal_independence_acceptance(2.0), 4)
+    (1.0, 0.1573)
+    """
+    sigma = check_number(sigma, "sigma", non_negative=True)
+    return 2.0 * float(torch.special.ndtr(torch.tensor(-sigma / math.sqrt(2.0), dtype=torch.float64)))
 
 
 class FlowIndependenceMetropolis:
