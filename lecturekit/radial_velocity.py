@@ -51,6 +51,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from .checks import check_number
 from .targets import Target, check_points
 
 __all__ = [
@@ -85,6 +86,25 @@ class RadialVelocityData(NamedTuple):
     velocities: Tensor  #: ``(n,)``
     sigma_obs: float  #: the known noise standard deviation
     truth: Tensor  #: ``(4,)``: :math:`(v_0, K, \phi_0, \ln P)` used to simulate them
+
+    def with_time_origin(self, origin: float) -> RadialVelocityData:
+        r"""The same observations on a clock that reads zero at ``origin`` (a time of the current clock).
+
+        The times become :math:`t' = t - t_0` and the truth's phase
+        :math:`\phi_0' = \phi_0 + 2\pi t_0/P \bmod 2\pi`, so that
+        :math:`v(t'; x') = v(t; x)`. Since the phase prior is uniform on the circle, the
+        posterior of :math:`(v_0, K, \ln P)` is exactly unchanged; only the phase moves, by
+        :math:`2\pi t_0/P` at period :math:`P` (a different shift for each alias).
+
+        >>> data = simulate_observations()
+        >>> later = data.with_time_origin(float(data.times[-1]))
+        >>> bool(torch.allclose(radial_velocity(later.times, later.truth), radial_velocity(data.times, data.truth)))
+        True
+        """
+        origin = check_number(origin, "origin")
+        truth = self.truth.clone()
+        truth[2] = torch.remainder(truth[2] + TWO_PI * origin * torch.exp(-truth[3]), TWO_PI)
+        return RadialVelocityData(self.times - origin, self.velocities, self.sigma_obs, truth)
 
 
 #: The course's synthetic star: a 10-day period, observed 10 times over 40 days with noise
