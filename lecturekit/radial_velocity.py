@@ -18,14 +18,23 @@ leaves the period ambiguous: the posterior of :math:`\ln P` has several separate
 
 **The phase.** :math:`\phi_0` lives on the prior's support :math:`[0, 2\pi)` and
 :meth:`RadialVelocityPosterior.log_prob` is :math:`-\infty` outside it (as outside
-:math:`[\ln P_\mathrm{min}, \ln P_\mathrm{max}]`): the circle is cut at :math:`\phi_0 = 0`.
-We do not wrap :math:`\phi_0` because the flow-IMH acceptance ratio needs the flow's density
-of the *state*: with a periodic ``log_prob`` on :math:`\mathbb{R}` the target would not be
-normalisable and the flow's density would have to be summed over the images
-:math:`\phi_0 + 2\pi k`. On the cut circle every kernel stays exact; local steps that cross
-the cut are rejected, and the flow's global step jumps across it. The synthetic data below
-measure times from the middle of the observations, which puts the posterior's phase modes
-away from the cut.
+:math:`[\ln P_\mathrm{min}, \ln P_\mathrm{max}]`), so that this class is the plain textbook
+posterior (and the one the exercises write). Sampled in these coordinates the circle is cut
+at :math:`\phi_0 = 0`: a local step across the cut is rejected, and a flow has to model a
+phase mode that straddles the cut as two half-modes at :math:`0` and :math:`2\pi`. Wrapping
+:math:`\phi_0` instead (a periodic ``log_prob`` on :math:`\mathbb{R}`) would make the target
+not normalisable, and the flow-IMH ratio would need the flow's density summed over the
+images :math:`\phi_0 + 2\pi k`. The course therefore **samples an unconstrained angle**:
+:class:`lecturekit.angles.AngleAsVector` ``(posterior, index=2)`` replaces :math:`\phi_0` by
+a vector :math:`u \in \mathbb{R}^2` with :math:`\phi_0 = \operatorname{atan2}(u_2, u_1)` and
+adds :math:`-|u|^2/2`; the radius integrates out exactly (it is Rayleigh-distributed and
+independent of everything), so the 5-dimensional target is normalisable, has the same
+evidence, has no cut, and every kernel (MALA, HMC, flow-IMH) is exact on it unchanged.
+:func:`simulate_observations` measures times from the middle of the observations, which
+happens to put the default posterior's phase modes near :math:`\phi_0 = 2`, away from the
+cut; :meth:`RadialVelocityData.with_time_origin` moves the clock, and with it the phase
+modes (measured from the last observation they straddle the cut), leaving the posterior of
+:math:`(v_0, K, \ln P)` exactly unchanged.
 
 **The exact reference.** Given :math:`(\ln P, \phi_0)` the model is linear in
 :math:`\beta = (v_0, K)`, :math:`v = A\beta` with rows :math:`A_k = (1, \cos(2\pi t_k/P + \phi_0))`,
@@ -82,7 +91,7 @@ def radial_velocity(t: Tensor, x: Tensor) -> Tensor:
 class RadialVelocityData(NamedTuple):
     """Observations and the parameters they were simulated from."""
 
-    times: Tensor  #: ``(n,)``, days from the middle of the observations
+    times: Tensor  #: ``(n,)``, days (:func:`simulate_observations`: from the middle of the observations)
     velocities: Tensor  #: ``(n,)``
     sigma_obs: float  #: the known noise standard deviation
     truth: Tensor  #: ``(4,)``: :math:`(v_0, K, \phi_0, \ln P)` used to simulate them
