@@ -395,7 +395,7 @@ def mode_masses(ln_period: Tensor, edges: Tensor) -> Tensor:
     >>> mode_masses(torch.tensor([0.1, 0.2, 0.9]), torch.tensor([0.0, 0.5, 1.0]))
     tensor([0.6667, 0.3333])
     """
-    flat = ln_period.detach().reshape(-1).to(torch.float64).cpu()
+    flat = ln_period.detach().reshape(-1).to(torch.float64).cpu().contiguous()  # a strided view warns in bucketize
     index = torch.bucketize(flat, edges[1:-1].to(torch.float64).contiguous())
     counts = torch.zeros(edges.numel() - 1, dtype=torch.float64).index_add_(0, index, torch.ones_like(flat))
     return (counts / flat.numel()).to(ln_period.dtype)
