@@ -140,7 +140,7 @@ class AngleAsVector(Target):
         The angle :math:`\phi` = ``x[..., index]`` becomes :math:`u = r(\cos\phi, \sin\phi)`.
         ``radius`` is :math:`r`: a positive number, or a tensor of positive values of shape
         ``x.shape[:-1]``; ``None`` (the default) draws it from the Rayleigh distribution,
-        :math:`r = |g|`, :math:`g \sim \mathcal N(0, I_2)` (with ``generator`` if given), so
+        :math:`r = |g|`, :math:`g \sim \mathcal N(0, I_2)` (with ``generator``, on ``x``'s device, if given), so
         that exact draws of ``target`` become exact draws of this target (e.g. walkers
         started from a prior).
         """
