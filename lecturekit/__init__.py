@@ -23,6 +23,7 @@ Modules (one concept each):
 - :mod:`lecturekit.progress`    progress bars that the book and the tests can silence
 - :mod:`lecturekit.quadrature`  exact 2D reference answers by grid quadrature
 - :mod:`lecturekit.radial_velocity` the exoplanet example: posterior, synthetic data, exact period marginal
+- :mod:`lecturekit.angles`      an angle coordinate sampled as an unconstrained 2-vector (no cut, exact)
 - :mod:`lecturekit.checks`      argument checks shared by every module, and their convention
 """
 

@@ -18,14 +18,23 @@ leaves the period ambiguous: the posterior of :math:`\ln P` has several separate
 
 **The phase.** :math:`\phi_0` lives on the prior's support :math:`[0, 2\pi)` and
 :meth:`RadialVelocityPosterior.log_prob` is :math:`-\infty` outside it (as outside
-:math:`[\ln P_\mathrm{min}, \ln P_\mathrm{max}]`): the circle is cut at :math:`\phi_0 = 0`.
-We do not wrap :math:`\phi_0` because the flow-IMH acceptance ratio needs the flow's density
-of the *state*: with a periodic ``log_prob`` on :math:`\mathbb{R}` the target would not be
-normalisable and the flow's density would have to be summed over the images
-:math:`\phi_0 + 2\pi k`. On the cut circle every kernel stays exact; local steps that cross
-the cut are rejected, and the flow's global step jumps across it. The synthetic data below
-measure times from the middle of the observations, which puts the posterior's phase modes
-away from the cut.
+:math:`[\ln P_\mathrm{min}, \ln P_\mathrm{max}]`), so that this class is the plain textbook
+posterior (and the one the exercises write). Sampled in these coordinates the circle is cut
+at :math:`\phi_0 = 0`: a local step across the cut is rejected, and a flow has to model a
+phase mode that straddles the cut as two half-modes at :math:`0` and :math:`2\pi`. Wrapping
+:math:`\phi_0` instead (a periodic ``log_prob`` on :math:`\mathbb{R}`) would make the target
+not normalisable, and the flow-IMH ratio would need the flow's density summed over the
+images :math:`\phi_0 + 2\pi k`. The course therefore **samples an unconstrained angle**:
+:class:`lecturekit.angles.AngleAsVector` ``(posterior, index=2)`` replaces :math:`\phi_0` by
+a vector :math:`u \in \mathbb{R}^2` with :math:`\phi_0 = \operatorname{atan2}(u_2, u_1)` and
+adds :math:`-|u|^2/2`; the radius integrates out exactly (it is Rayleigh-distributed and
+independent of everything), so the 5-dimensional target is normalisable, has the same
+evidence, has no cut, and every kernel (MALA, HMC, flow-IMH) is exact on it unchanged.
+:func:`simulate_observations` measures times from the middle of the observations, which
+happens to put the default posterior's phase modes near :math:`\phi_0 = 2`, away from the
+cut; :meth:`RadialVelocityData.with_time_origin` moves the clock, and with it the phase
+modes (measured from the last observation they straddle the cut), leaving the posterior of
+:math:`(v_0, K, \ln P)` exactly unchanged.
 
 **The exact reference.** Given :math:`(\ln P, \phi_0)` the model is linear in
 :math:`\beta = (v_0, K)`, :math:`v = A\beta` with rows :math:`A_k = (1, \cos(2\pi t_k/P + \phi_0))`,
@@ -51,6 +60,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from .checks import check_number
 from .targets import Target, check_points
 
 __all__ = [
@@ -81,10 +91,29 @@ def radial_velocity(t: Tensor, x: Tensor) -> Tensor:
 class RadialVelocityData(NamedTuple):
     """Observations and the parameters they were simulated from."""
 
-    times: Tensor  #: ``(n,)``, days from the middle of the observations
+    times: Tensor  #: ``(n,)``, days (:func:`simulate_observations`: from the middle of the observations)
     velocities: Tensor  #: ``(n,)``
     sigma_obs: float  #: the known noise standard deviation
     truth: Tensor  #: ``(4,)``: :math:`(v_0, K, \phi_0, \ln P)` used to simulate them
+
+    def with_time_origin(self, origin: float) -> RadialVelocityData:
+        r"""The same observations on a clock that reads zero at ``origin`` (a time of the current clock).
+
+        The times become :math:`t' = t - t_0` and the truth's phase
+        :math:`\phi_0' = \phi_0 + 2\pi t_0/P \bmod 2\pi`, so that
+        :math:`v(t'; x') = v(t; x)`. Since the phase prior is uniform on the circle, the
+        posterior of :math:`(v_0, K, \ln P)` is exactly unchanged; only the phase moves, by
+        :math:`2\pi t_0/P` at period :math:`P` (a different shift for each alias).
+
+        >>> data = simulate_observations()
+        >>> later = data.with_time_origin(float(data.times[-1]))
+        >>> bool(torch.allclose(radial_velocity(later.times, later.truth), radial_velocity(data.times, data.truth)))
+        True
+        """
+        origin = check_number(origin, "origin")
+        truth = self.truth.clone()
+        truth[2] = torch.remainder(truth[2] + TWO_PI * origin * torch.exp(-truth[3]), TWO_PI)
+        return RadialVelocityData(self.times - origin, self.velocities, self.sigma_obs, truth)
 
 
 #: The course's synthetic star: a 10-day period, observed 10 times over 40 days with noise
@@ -366,7 +395,7 @@ def mode_masses(ln_period: Tensor, edges: Tensor) -> Tensor:
     >>> mode_masses(torch.tensor([0.1, 0.2, 0.9]), torch.tensor([0.0, 0.5, 1.0]))
     tensor([0.6667, 0.3333])
     """
-    flat = ln_period.detach().reshape(-1).to(torch.float64).cpu()
+    flat = ln_period.detach().reshape(-1).to(torch.float64).cpu().contiguous()  # a strided view warns in bucketize
     index = torch.bucketize(flat, edges[1:-1].to(torch.float64).contiguous())
     counts = torch.zeros(edges.numel() - 1, dtype=torch.float64).index_add_(0, index, torch.ones_like(flat))
     return (counts / flat.numel()).to(ln_period.dtype)
