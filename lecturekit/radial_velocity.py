@@ -392,10 +392,12 @@ def _interval_masses(centres: Tensor, masses: Tensor, edges: Tensor) -> Tensor:
 def mode_masses(ln_period: Tensor, edges: Tensor) -> Tensor:
     r"""Fraction of samples of :math:`\ln P` (any shape) in each interval between ``edges`` ``(M + 1,)``.
 
+    The two may live on any devices; the counting runs on the CPU and the result is there.
+
     >>> mode_masses(torch.tensor([0.1, 0.2, 0.9]), torch.tensor([0.0, 0.5, 1.0]))
     tensor([0.6667, 0.3333])
     """
     flat = ln_period.detach().reshape(-1).to(torch.float64).cpu().contiguous()  # a strided view warns in bucketize
-    index = torch.bucketize(flat, edges[1:-1].to(torch.float64).contiguous())
+    index = torch.bucketize(flat, edges.detach()[1:-1].to(torch.float64).cpu().contiguous())
     counts = torch.zeros(edges.numel() - 1, dtype=torch.float64).index_add_(0, index, torch.ones_like(flat))
     return (counts / flat.numel()).to(ln_period.dtype)

@@ -197,3 +197,13 @@ def test_adaptive_flow_mcmc_marginals_match_the_exact_ones_with_the_phase_across
     assert tv < 2 * bound, f"phi0: TV = {tv:.4f}, threshold {2 * bound:.4f} (n_eff = {n_eff:.0f}, tau = {tau:.1f})"
     # and the learned sampler mixes: the global step is accepted at a useful rate in production
     assert sum(result.history.global_acceptance[300:]) / 400 > 0.2
+
+
+def test_mode_masses_takes_samples_and_edges_on_any_devices(device: torch.device) -> None:
+    """Chapter 09 on a GPU passed CUDA edges with CPU samples, and bucketize refused the mix."""
+    samples = torch.tensor([0.1, 0.7, 0.8, 2.0], device=device)
+    edges = torch.tensor([0.0, 0.5, 1.0, 3.0], device=device)
+    expected = torch.tensor([0.25, 0.5, 0.25])
+    assert torch.allclose(mode_masses(samples, edges), expected)
+    assert torch.allclose(mode_masses(samples.cpu(), edges), expected)
+    assert torch.allclose(mode_masses(samples, edges.cpu()), expected)
