@@ -45,6 +45,7 @@ from ..device import check_same_device
 from ..distributions import check_positive_int
 from ..flows import Flow
 from ..targets import Target, check_points
+from .importance import check_target_and_proposal
 from .mcmc import check_target_device
 
 __all__ = ["NeuTraTarget"]
@@ -80,12 +81,9 @@ class NeuTraTarget(Target):
     """
 
     def __init__(self, target: Target, flow: Flow) -> None:
-        if not isinstance(target, Target):
-            raise TypeError(f"target must be a lecturekit.targets.Target, got {type(target).__name__}")
+        check_target_and_proposal(target, flow, "flow")
         if not isinstance(flow, Flow):
             raise TypeError(f"flow must be a lecturekit Flow, got {type(flow).__name__}")
-        if flow.dim != target.dim:
-            raise ValueError(f"flow.dim={flow.dim} does not match target.dim={target.dim}")
         self.target = target
         self.flow = flow
         self.dim = int(target.dim)
