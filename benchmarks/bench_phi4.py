@@ -31,11 +31,11 @@ import math
 import torch
 
 from lecturekit.device import Timer, default_device, seed_everything
-from lecturekit.diagnostics import ChainTooShortError, ess_from_log_weights, mcse
+from lecturekit.diagnostics import ChainTooShortError, ess_from_log_weights
 from lecturekit.distributions import DiagonalGaussian
 from lecturekit.flows import Flow
 from lecturekit.lattice_flows import lattice_flow
-from lecturekit.phi4_lattice import Phi4Lattice, magnetization
+from lecturekit.phi4_lattice import Phi4Lattice, susceptibility, susceptibility_along_chain
 from lecturekit.samplers import HMC, FlowIndependenceMetropolis, run_chains
 from lecturekit.training import train_reverse_kl
 
@@ -55,20 +55,18 @@ def train(flow: Flow, target: Phi4Lattice, n_steps: int) -> None:
 
 
 def chi2_with_error(chain: torch.Tensor) -> tuple[float, float]:
-    """chi_2 = (<M^2> - <M>^2) / V from ``(steps, chains, V)``, with the MCSE of M^2 / V.
+    """chi_2 from ``(steps, chains, V)``, with the MCSE of M^2 / V (lecturekit's estimate).
 
     The error is NaN when the chain is too short for its autocorrelation time (a poorly
     trained flow rejects for long stretches); the estimate of chi_2 is then not reported
     as a measurement.
     """
-    volume = chain.shape[-1]
-    m = magnetization(chain)
-    chi2 = float((m**2).mean() / volume - m.mean() ** 2 / volume)
     try:
-        return chi2, float(mcse(m**2 / volume))
+        estimate = susceptibility_along_chain(chain)
+        return estimate.value, estimate.stderr
     except ChainTooShortError as error:
         print(f"  (chi_2 error refused: {error})")
-        return chi2, math.nan
+        return float(susceptibility(chain)), math.nan
 
 
 def main() -> None:

@@ -103,6 +103,19 @@ def check_number(
     return number
 
 
+def check_fraction(value: object, name: str) -> float:
+    """Return ``value`` as a ``float`` if it is a number (not a bool) in ``[0, 1]``, else raise naming ``name``.
+
+    >>> check_fraction(0.5, "resample_threshold")
+    0.5
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1], got {type(value).__name__} {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return float(value)
+
+
 def check_limits(lim: Sequence[float], name: str) -> tuple[float, float]:
     """Return ``lim`` as a pair of floats ``low < high``, or raise naming ``name``."""
     try:

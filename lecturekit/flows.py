@@ -196,18 +196,6 @@ def mlp(
     return nn.Sequential(*layers)
 
 
-def _check_hidden(hidden: object) -> tuple[int, ...]:
-    return check_widths(hidden, "hidden")
-
-
-def _check_activation(activation: object) -> type[nn.Module]:
-    return check_module_class(activation, "activation")
-
-
-def _check_scale_bound(scale_bound: object) -> float:
-    return check_number(scale_bound, "scale_bound", positive=True)
-
-
 class AffineCoupling(Transform):
     r"""Affine coupling layer of Real NVP (Dinh, Sohl-Dickstein & Bengio, ICLR 2017).
 
@@ -269,9 +257,9 @@ class AffineCoupling(Transform):
         n_kept = int(mask.sum())
         if n_kept == 0 or n_kept == mask.numel():
             raise ValueError("mask must contain both True (kept) and False (transformed) entries")
-        hidden = _check_hidden(hidden)
+        hidden = check_widths(hidden, "hidden")
         self.dim = int(mask.numel())
-        self.scale_bound = _check_scale_bound(scale_bound)
+        self.scale_bound = check_number(scale_bound, "scale_bound", positive=True)
         self.register_buffer("mask", mask.clone())
         self.register_buffer("idx_kept", torch.nonzero(mask).squeeze(-1), persistent=False)
         self.register_buffer("idx_transformed", torch.nonzero(~mask).squeeze(-1), persistent=False)
@@ -280,7 +268,8 @@ class AffineCoupling(Transform):
         self._blocks = (n_first, self.dim - n_first) if bool(torch.all(mask[n_first:] != mask[0])) else None
         self._kept_first = bool(mask[0])
         # One network returns the shift t and the raw log-scale side by side.
-        self.conditioner = mlp(n_kept, 2 * (self.dim - n_kept), hidden, _check_activation(activation))
+        activation = check_module_class(activation, "activation")
+        self.conditioner = mlp(n_kept, 2 * (self.dim - n_kept), hidden, activation)
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(x_A, x_B)``: the kept and the transformed coordinates."""
@@ -449,9 +438,9 @@ def real_nvp(
     """
     _check_dim(dim)
     check_positive_int(n_layers, "n_layers")
-    hidden = _check_hidden(hidden)
-    scale_bound = _check_scale_bound(scale_bound)
-    activation = _check_activation(activation)
+    hidden = check_widths(hidden, "hidden")
+    scale_bound = check_number(scale_bound, "scale_bound", positive=True)
+    activation = check_module_class(activation, "activation")
     if not isinstance(mask, str):
         raise TypeError(f"mask must be one of {MASKS}, got {mask!r}")
     masks = _masks(dim, n_layers, mask, lattice_shape)

@@ -27,17 +27,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from lecturekit.distributions import StandardNormal, check_positive_int
-from lecturekit.flows import (
-    Flow,
-    Transform,
-    _check_activation,
-    _check_hidden,
-    _check_parity,
-    _check_scale_bound,
-    checkerboard_mask,
-)
-from lecturekit.targets import check_points
+from lecturekit.checks import check_module_class, check_number, check_points, check_positive_int, check_widths
+from lecturekit.distributions import StandardNormal
+from lecturekit.flows import Flow, Transform, _check_parity, checkerboard_mask
 
 __all__ = ["ConvAffineCoupling", "PeriodicConvNet", "lattice_flow"]
 
@@ -65,11 +57,11 @@ class PeriodicConvNet(nn.Module):
         super().__init__()
         check_positive_int(in_channels, "in_channels")
         check_positive_int(out_channels, "out_channels")
-        hidden = _check_hidden(hidden)
+        hidden = check_widths(hidden, "hidden")
         check_positive_int(kernel_size, "kernel_size")
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (a centred stencil), got {kernel_size}")
-        activation = _check_activation(activation)
+        activation = check_module_class(activation, "activation")
         in_place = "inplace" in inspect.signature(activation).parameters
         widths = [in_channels, *hidden, out_channels]
         layers: list[nn.Module] = []
@@ -129,7 +121,7 @@ class ConvAffineCoupling(Transform):
         self.L = L
         self.dim = L * L
         self.parity = parity
-        self.scale_bound = _check_scale_bound(scale_bound)
+        self.scale_bound = check_number(scale_bound, "scale_bound", positive=True)
         self.register_buffer("kept", kept.float(), persistent=False)
         # One (2, L, L) mask zeroes both output channels on the kept sites.
         self.register_buffer("transformed", (~kept).float().expand(2, L, L).clone(), persistent=False)
@@ -181,9 +173,9 @@ def lattice_flow(
     """
     check_positive_int(L, "L")
     check_positive_int(n_layers, "n_layers")
-    hidden = _check_hidden(hidden)
-    scale_bound = _check_scale_bound(scale_bound)
-    activation = _check_activation(activation)
+    hidden = check_widths(hidden, "hidden")
+    scale_bound = check_number(scale_bound, "scale_bound", positive=True)
+    activation = check_module_class(activation, "activation")
     if base is None:
         base = StandardNormal(L * L)
     elif getattr(base, "dim", None) != L * L:

@@ -48,9 +48,11 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lecturekit.distributions import DiagonalGaussian, TridiagonalGaussian, check_positive_int
+from lecturekit.checks import check_points, check_positive_int
+from lecturekit.distributions import DiagonalGaussian, TridiagonalGaussian
 from lecturekit.flows import Flow
-from lecturekit.targets import Target, check_points
+from lecturekit.samplers.importance import self_normalized_expectation
+from lecturekit.targets import Target
 from lecturekit.training import TrainingHistory, train_reverse_kl
 
 __all__ = [
@@ -233,7 +235,7 @@ def mode_masses(x: Tensor, log_weights: Tensor | None = None) -> Tensor:
     else:
         if not isinstance(log_weights, Tensor) or log_weights.shape != x.shape[:1]:
             raise ValueError(f"log_weights must have shape ({x.shape[0]},), got {getattr(log_weights, 'shape', None)}")
-        mass = torch.softmax(log_weights.to(positive.dtype), 0) @ positive
+        mass = self_normalized_expectation(positive, log_weights.to(positive.dtype))
     return torch.stack([mass, 1 - mass])
 
 

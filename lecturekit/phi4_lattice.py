@@ -53,12 +53,14 @@ the two-point susceptibility :math:`\chi_2 = \sum_y G_c(y)` and the Ising energy
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from lecturekit.distributions import check_positive_int
-from lecturekit.targets import Target, check_points
+from lecturekit.checks import check_number, check_points, check_positive_int
+from lecturekit.diagnostics import integrated_autocorr_time, mcse
+from lecturekit.targets import Target
 
 __all__ = [
     "Phi4Lattice",
@@ -68,21 +70,9 @@ __all__ = [
     "magnetization",
     "site_correlator",
     "susceptibility",
+    "susceptibility_along_chain",
     "two_point_function",
 ]
-
-
-def _check_real(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite real number, got {value!r}")
-    return float(value)
-
-
-def _check_non_negative(value: object, name: str) -> float:
-    value = _check_real(value, name)
-    if value < 0:
-        raise ValueError(f"{name} must be non-negative (the action must be bounded below), got {value!r}")
-    return value
 
 
 def albergo_from_del_debbio(beta: float, lam: float) -> tuple[float, float]:
@@ -97,8 +87,8 @@ def albergo_from_del_debbio(beta: float, lam: float) -> tuple[float, float]:
     >>> albergo_from_del_debbio(0.5, 0.5)
     (-4.0, 8.0)
     """
-    beta = _check_real(beta, "beta")
-    lam = _check_non_negative(lam, "lam")
+    beta = check_number(beta, "beta")
+    lam = check_number(lam, "lam", non_negative=True)  # the action must be bounded below
     if beta <= 0:
         raise ValueError(f"beta must be positive (it sets the field rescaling sqrt(beta / 2)), got {beta!r}")
     return 2 * (1 - 2 * lam) / beta - 4, 4 * lam / beta**2
@@ -114,8 +104,8 @@ def del_debbio_from_albergo(m2: float, lam: float) -> tuple[float, float]:
     >>> del_debbio_from_albergo(-4.0, 8.0)
     (0.5, 0.5)
     """
-    m2 = _check_real(m2, "m2")
-    lam = _check_non_negative(lam, "lam")
+    m2 = check_number(m2, "m2")
+    lam = check_number(lam, "lam", non_negative=True)
     b = m2 + 4
     if lam == 0:
         if b <= 0:
@@ -160,8 +150,8 @@ class Phi4Lattice(Target):
         check_positive_int(L, "L")
         self.L = L
         self.dim = L * L
-        self.m2 = _check_real(m2, "m2")
-        self.lam = _check_non_negative(lam, "lam")
+        self.m2 = check_number(m2, "m2")
+        self.lam = check_number(lam, "lam", non_negative=True)
         self.hopping, self.quadratic, self.quartic, self.constant = 2.0, 4.0 + self.m2, self.lam, 0.0
         self.field_scale = 1.0
         self.beta = 1.0  # the inverse temperature of Target; both forms absorb it in the couplings
@@ -297,6 +287,31 @@ def two_point_function(phi: Tensor, L: int | None = None) -> Tensor:
 def susceptibility(phi: Tensor, L: int | None = None) -> Tensor:
     r"""Two-point susceptibility :math:`\chi_2 = \sum_y G_c(y) = (\overline{M^2} - \bar M^2)/V`."""
     return two_point_function(phi, L).sum()
+
+
+class SusceptibilityEstimate(NamedTuple):
+    r""":math:`\chi_2` from a Markov chain, with its error and autocorrelation time."""
+
+    value: float  #: :math:`\chi_2 = (\overline{M^2} - \bar M^2)/V`
+    stderr: float  #: the MCSE of :math:`\overline{M^2}/V` (the mean of :math:`M` is near 0 by symmetry)
+    tau: float  #: the integrated autocorrelation time of :math:`M^2/V`, in steps
+
+
+def susceptibility_along_chain(chain: Tensor) -> SusceptibilityEstimate:
+    r""":math:`\chi_2` of chains ``(n_steps, n_chains, V)`` with the MCSE and :math:`\tau` of :math:`M^2/V`.
+
+    The value equals :func:`susceptibility` of the same configurations; the error comes from
+    :func:`~lecturekit.diagnostics.mcse`, which raises
+    :class:`~lecturekit.diagnostics.ChainTooShortError` when the chain is too short for its
+    autocorrelation time.
+    """
+    if not isinstance(chain, Tensor) or chain.dim() != 3:
+        raise ValueError(f"chain must have shape (n_steps, n_chains, L * L), got {getattr(chain, 'shape', chain)!r}")
+    volume = chain.shape[-1]
+    m = magnetization(chain)
+    m_squared = m**2 / volume
+    value = float(m_squared.mean() - m.mean() ** 2 / volume)
+    return SusceptibilityEstimate(value, float(mcse(m_squared)), float(integrated_autocorr_time(m_squared)))
 
 
 def ising_energy(phi: Tensor, L: int | None = None) -> Tensor:

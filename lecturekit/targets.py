@@ -26,7 +26,15 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
-from lecturekit.checks import check_dtype, check_int, check_number, check_positive_int, check_tensor, fill_at_infinity
+from lecturekit.checks import (
+    check_dtype,
+    check_int,
+    check_number,
+    check_positive_int,
+    check_same_device,
+    check_tensor,
+    fill_at_infinity,
+)
 from lecturekit.checks import check_points  # re-exported: the check lives in lecturekit.checks
 
 __all__ = ["GaussianMixture", "MullerBrown", "Target", "check_points", "four_mode_mixture"]
@@ -162,8 +170,7 @@ class GaussianMixture(Target):
         for name, value in (("covariances", covariances), ("weights", weights)):
             if isinstance(value, torch.Tensor):
                 check_tensor(value, name, floating=False)
-                if value.device != means.device:
-                    raise ValueError(f"{name} is on {value.device} but means is on {means.device}; move them to one device")
+                check_same_device(means=means, **{name: value})
         if means.dtype == torch.bool or means.is_complex():
             raise TypeError(f"means must hold real numbers, got dtype {means.dtype}")
         if not means.is_floating_point():

@@ -26,21 +26,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from .distributions import check_positive_int
+from .checks import check_fraction, check_positive_int
 from .targets import Target
 
 if TYPE_CHECKING:
     from .samplers.importance import Proposal
 
 __all__ = ["TemperedPath", "check_schedule", "geometric_schedule"]
-
-
-def _check_beta(beta: object, name: str = "beta") -> float:
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)):
-        raise TypeError(f"{name} must be a number in [0, 1], got {type(beta).__name__} {beta!r}")
-    if not 0.0 <= beta <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {beta!r}")
-    return float(beta)
 
 
 def check_schedule(betas: Sequence[float], name: str = "betas", start: float | None = None) -> list[float]:
@@ -70,7 +62,7 @@ def geometric_schedule(n_steps: int, beta_min: float = 1e-3) -> list[float]:
     [0.001, 0.01, 0.1, 1.0]
     """
     check_positive_int(n_steps, "n_steps")
-    beta_min = _check_beta(beta_min, "beta_min")
+    beta_min = check_fraction(beta_min, "beta_min")
     if beta_min == 0.0:
         raise ValueError("beta_min must be positive for a geometric schedule")
     if n_steps == 1:
@@ -121,7 +113,7 @@ class TemperedPath(Target):
                 raise TypeError(f"base must have dim and log_prob(x) (or be None), got {type(base).__name__}")
             if base.dim != target.dim:
                 raise ValueError(f"base.dim={base.dim} does not match target.dim={target.dim}")
-        beta = _check_beta(beta)
+        beta = check_fraction(beta, "beta")
         if base is None and beta == 0.0:
             raise ValueError("beta must be positive without a base (e^{-0 U} is not a density)")
         self.base = base

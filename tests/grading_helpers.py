@@ -173,16 +173,8 @@ class GradingCourse:
 
     def __init__(self, directory: Path) -> None:
         self.root = make_course(directory, assignment_ids())
-        self.config = course_config()
-        self.config.CourseDirectory.root = str(self.root)
-        self.config.CourseDirectory.db_url = f"sqlite:///{self.root / 'gradebook.db'}"
         self._generated: set[str] = set()
         self._validations: dict[str, dict[tuple[str, str], dict]] = {}
-
-    def gradebook(self):  # -> nbgrader.api.Gradebook, a context manager
-        from nbgrader.api import Gradebook
-
-        return Gradebook(self.config.CourseDirectory.db_url, self.config.CourseDirectory.course_id)
 
     def release(self, assignment: str) -> Path:
         """``nbgrader generate_assignment <assignment> --force``; the release folder it wrote."""

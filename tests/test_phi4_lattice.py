@@ -16,8 +16,10 @@ from lecturekit.phi4_lattice import (
     magnetization,
     site_correlator,
     susceptibility,
+    susceptibility_along_chain,
     two_point_function,
 )
+from lecturekit.diagnostics import integrated_autocorr_time, mcse
 from lecturekit.targets import Target
 
 F64 = torch.float64
@@ -222,3 +224,15 @@ def test_estimators_on_exact_free_field_samples(z_score) -> None:
     m_squared = magnetization(phi) ** 2 / (L * L)
     z_chi = z_score(susceptibility(phi), torch.tensor(1 / (2 * m2)), m_squared.std() / math.sqrt(n))
     assert abs(float(z_chi)) < 4
+
+
+def test_susceptibility_along_chain_is_susceptibility_with_the_mcse_of_m_squared() -> None:
+    torch.manual_seed(0)
+    chain = torch.randn(400, 6, 16, dtype=torch.float64) + 0.3
+    estimate = susceptibility_along_chain(chain)
+    m_squared = magnetization(chain) ** 2 / 16
+    assert estimate.value == pytest.approx(float(susceptibility(chain)), rel=1e-12)
+    assert estimate.stderr == pytest.approx(float(mcse(m_squared)), rel=1e-12)
+    assert estimate.tau == pytest.approx(float(integrated_autocorr_time(m_squared)), rel=1e-12)
+    with pytest.raises(ValueError, match="chain must have shape"):
+        susceptibility_along_chain(chain[0])

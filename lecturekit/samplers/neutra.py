@@ -41,7 +41,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..device import check_same_device
+from ..checks import check_matches_module
 from ..distributions import check_positive_int
 from ..flows import Flow
 from ..targets import Target, check_points
@@ -91,20 +91,9 @@ class NeuTraTarget(Target):
 
     # ----------------------------------------------------------------------- checks
 
-    def _flow_tensor(self) -> Tensor | None:
-        for tensor in self.flow.parameters():
-            return tensor
-        for tensor in self.flow.buffers():
-            return tensor
-        return None
-
     def _check(self, points: Tensor, name: str) -> None:
         check_points(points, self.dim, name)
-        reference = self._flow_tensor()
-        if reference is not None:
-            if points.dtype != reference.dtype:
-                raise TypeError(f"{name} has dtype {points.dtype} but the flow has {reference.dtype}; convert one of them")
-            check_same_device(**{name: points, "flow": reference})
+        check_matches_module(points, self.flow, name, "the flow")
 
     # ----------------------------------------------------------------------- density
 

@@ -96,7 +96,7 @@ import torch
 from torch import Tensor
 
 from ..diagnostics import ess_from_log_weights
-from ..checks import check_int, check_positive_int
+from ..checks import check_fraction, check_int, check_positive_int
 from ..flows import Flow
 from ..progress import progress_bar
 from ..targets import Target
@@ -269,14 +269,6 @@ def _default_kernel(path: Target) -> Kernel:
     return MALA(path, step_size=0.05)
 
 
-def _check_fraction(value: object, name: str, low_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in [0, 1], got {type(value).__name__}")
-    if not (0.0 <= value <= 1.0) or (low_open and value == 0.0):
-        raise ValueError(f"{name} must be in {'(0' if low_open else '[0'}, 1], got {value!r}")
-    return float(value)
-
-
 def _run(
     base: Proposal,
     target: Target,
@@ -296,7 +288,7 @@ def _run(
     if n_particles < 2:
         raise ValueError(f"n_particles must be at least 2, got {n_particles}")
     check_int(n_mcmc_steps, "n_mcmc_steps", minimum=0)
-    resample_threshold = _check_fraction(resample_threshold, "resample_threshold")
+    resample_threshold = check_fraction(resample_threshold, "resample_threshold")
     if resampling not in RESAMPLING:
         raise ValueError(f"resampling must be one of {tuple(RESAMPLING)}, got {resampling!r}")
     schedule = None if betas is None else check_schedule(betas, start=0.0)
