@@ -114,6 +114,10 @@ def test_history_lengths_thinning_and_acceptances_in_range() -> None:
     assert len(history.global_acceptance) == len(history.local_acceptance) == 15 and len(history.loss) == 6
     assert all(0 <= a <= 1 for a in history.global_acceptance + history.local_acceptance)
     assert torch.equal(result.samples[-1], result.final_state.position)
+    assert result.acceptance_rate() == pytest.approx(sum(history.global_acceptance[6:]) / 9)  # production only
+    training_only = adaptive_flow_mcmc(target, real_nvp(2, n_layers=2, hidden=(8,)), target.sample(8), 3, 0)
+    with pytest.raises(ValueError, match="no production iterations"):
+        training_only.acceptance_rate()
 
 
 def test_no_local_steps_is_flow_imh_alone_and_runs_under_run_chains() -> None:

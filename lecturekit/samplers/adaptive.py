@@ -129,6 +129,13 @@ class AdaptiveResult(NamedTuple):
     history: AdaptiveHistory
     final_state: MCMCState
 
+    def acceptance_rate(self) -> float:
+        """Mean global (flow) acceptance over the production iterations, the exact-MCMC phase."""
+        production = self.history.global_acceptance[self.history.n_training :]
+        if not production:
+            raise ValueError("the run has no production iterations")
+        return sum(production) / len(production)
+
 
 def adaptive_flow_mcmc(
     target: Target,

@@ -27,12 +27,12 @@ from torch import Tensor
 
 from ..distributions import check_positive_int
 from ..targets import Target
-from .mcmc import MCMCState, StepInfo, _add_scaled, _LocalKernel, metropolis_update
+from .mcmc import MCMCState, StepInfo, _add_scaled, _GradientKernel, metropolis_update
 
 __all__ = ["HMC"]
 
 
-class HMC(_LocalKernel):
+class HMC(_GradientKernel):
     r"""Hamiltonian Monte Carlo with an identity mass matrix.
 
     ``step_size`` is the leapfrog step :math:`h`: a float, or a tensor of shape
@@ -56,12 +56,6 @@ class HMC(_LocalKernel):
         if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter < 1:
             raise ValueError(f"jitter must be a number in [0, 1), got {jitter!r}")
         self.jitter = float(jitter)
-
-    def init(self, position: Tensor) -> MCMCState:
-        position = self._check_position(position)
-        log_prob, score = self.target.log_prob_and_score(position)
-        self._check_in_support(log_prob, score)
-        return MCMCState(position, log_prob, score)
 
     def leapfrog(
         self, position: Tensor, momentum: Tensor, score: Tensor, step_size: float | Tensor

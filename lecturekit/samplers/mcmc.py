@@ -189,6 +189,16 @@ class _LocalKernel:
             )
 
 
+class _GradientKernel(_LocalKernel):
+    """A local kernel whose state caches the score as well as the log-density (MALA, HMC)."""
+
+    def init(self, position: Tensor) -> MCMCState:
+        position = self._check_position(position)
+        log_prob, score = self.target.log_prob_and_score(position)
+        self._check_in_support(log_prob, score)
+        return MCMCState(position, log_prob, score)
+
+
 # --------------------------------------------------------------------------- kernels
 
 
@@ -224,7 +234,7 @@ class RandomWalkMetropolis(_LocalKernel):
         return metropolis_update(state, MCMCState(proposal, log_prob, None), log_prob - state.log_prob)
 
 
-class MALA(_LocalKernel):
+class MALA(_GradientKernel):
     r"""Metropolis-adjusted Langevin algorithm (Roberts & Tweedie 1996).
 
     One Euler step of overdamped Langevin dynamics, corrected by Metropolis-Hastings:
@@ -249,12 +259,6 @@ class MALA(_LocalKernel):
 
     which :meth:`step` uses; :meth:`log_acceptance_ratio` is the textbook form.
     """
-
-    def init(self, position: Tensor) -> MCMCState:
-        position = self._check_position(position)
-        log_prob, score = self.target.log_prob_and_score(position)
-        self._check_in_support(log_prob, score)
-        return MCMCState(position, log_prob, score)
 
     def step(self, state: MCMCState) -> tuple[MCMCState, StepInfo]:
         x, score = state.position, state.score
