@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -37,7 +38,20 @@ from lecturekit.checks import (
 )
 from lecturekit.checks import check_points  # re-exported: the check lives in lecturekit.checks
 
-__all__ = ["GaussianMixture", "MullerBrown", "Target", "check_points", "four_mode_mixture"]
+__all__ = ["GaussianMixture", "MullerBrown", "Target", "check_points", "four_mode_mixture", "log_prob_and_score_by_autograd"]
+
+
+def log_prob_and_score_by_autograd(log_prob: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
+    r"""``log_prob(x)`` and its gradient :math:`\nabla_x` by autograd, both detached.
+
+    The gradient is taken with respect to ``x`` only (a module's parameters inside
+    ``log_prob`` collect nothing); it works inside ``torch.no_grad()``.
+    """
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        value = log_prob(x)
+        (score,) = torch.autograd.grad(value.sum(), x)
+    return value.detach(), score
 
 
 class Target(ABC):
@@ -64,11 +78,7 @@ class Target(ABC):
 
         The default uses autograd; the result is detached from any graph.
         """
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            log_prob = self.log_prob(x)
-            (score,) = torch.autograd.grad(log_prob.sum(), x)
-        return log_prob.detach(), score
+        return log_prob_and_score_by_autograd(self.log_prob, x)
 
     def score(self, x: Tensor) -> Tensor:
         r"""The score :math:`\nabla_x \log\rho(x)`."""

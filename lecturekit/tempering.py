@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from .checks import check_fraction, check_positive_int
-from .targets import Target
+from .targets import Target, log_prob_and_score_by_autograd
 
 if TYPE_CHECKING:
     from .samplers.importance import Proposal
@@ -150,17 +150,13 @@ class TemperedPath(Target):
         log_target, score_target = self.target.log_prob_and_score(x)
         if self.base is None:
             return self.beta * log_target, self.beta * score_target
+        if self.beta == 1.0:  # the base's score would be thrown away
+            return log_target, score_target
         base_score_fn = getattr(self.base, "log_prob_and_score", None)
         if callable(base_score_fn):
             log_base, score_base = base_score_fn(x)
         else:
-            with torch.enable_grad():
-                z = x.detach().requires_grad_(True)
-                log_base = self.base.log_prob(z)
-                (score_base,) = torch.autograd.grad(log_base.sum(), z)
-            log_base = log_base.detach()
-        if self.beta == 1.0:
-            return log_target, score_target
+            log_base, score_base = log_prob_and_score_by_autograd(self.base.log_prob, x)
         if self.beta == 0.0:
             return log_base, score_base
         score = (1.0 - self.beta) * score_base + self.beta * score_target

@@ -44,7 +44,7 @@ from torch import Tensor
 from ..checks import check_matches_module
 from ..distributions import check_positive_int
 from ..flows import Flow
-from ..targets import Target, check_points
+from ..targets import Target, check_points, log_prob_and_score_by_autograd
 from .importance import check_target_and_proposal
 from .mcmc import check_target_device
 
@@ -115,11 +115,7 @@ class NeuTraTarget(Target):
         nothing); it is zero wherever :math:`\log\tilde\rho(z)` is not finite.
         """
         self._check(z, "z")
-        with torch.enable_grad():
-            z = z.detach().requires_grad_(True)
-            log_prob = self.log_prob(z)
-            (score,) = torch.autograd.grad(log_prob.sum(), z)
-        log_prob = log_prob.detach()
+        log_prob, score = log_prob_and_score_by_autograd(self.log_prob, z)
         finite = torch.isfinite(log_prob).unsqueeze(-1)
         return log_prob, torch.where(finite, score, torch.zeros_like(score))
 
