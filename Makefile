@@ -19,7 +19,7 @@ QUIET := TQDM_DISABLE=1
 # which slows torch's small operations by orders of magnitude.
 PYTEST := $(QUIET) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest
 
-.PHONY: setup book test browser-test unit lab bench exercises clean help
+.PHONY: setup book test browser-test unit lab bench exercises clean help claims
 
 help:
 	@echo "make book   build the HTML book into _build/html (executes every chapter)"
@@ -27,6 +27,7 @@ help:
 	@echo "make lab    open JupyterLab on exercises/"
 	@echo "make browser-test  the built book and an exercise in headless Chromium (part of make test)"
 	@echo "make bench  run the speed benchmarks (not part of make test)"
+	@echo "make claims re-execute the chapters with two other seed offsets and 2 threads; report failed claims"
 	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
 
 setup: $(STAMP)
@@ -61,6 +62,11 @@ test: setup
 # Screenshots go to _build/screenshots/. (--confcutdir: no torch import from tests/conftest.py.)
 browser-test: setup
 	$(PYTEST) -n 2 --dist loadfile --confcutdir=tests/browser tests/browser
+
+# Every chapter's claim cells (tagged `claim`) under other seeds and two threads, to catch a
+# claim that holds only for the seeds it was written with (tools/check_claims.py; ~10 min).
+claims: setup
+	$(QUIET) $(BIN)/python tools/check_claims.py --offsets 1 2 --threads 2
 
 lab: setup
 	$(BIN)/jupyter lab exercises

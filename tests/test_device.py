@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lecturekit.device import ENV_VARIABLE, Timer, check_same_device, default_device, seed_everything, synchronize
+from lecturekit.device import ENV_VARIABLE, SEED_OFFSET_VARIABLE, Timer, check_same_device, default_device, seed_everything, synchronize
 
 
 def test_default_device_honours_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,3 +93,25 @@ def test_cuda_default_device_seeding_and_timer(monkeypatch: pytest.MonkeyPatch) 
         x @ x
     assert timer.elapsed > 0
     synchronize("cuda")
+
+
+def test_seed_offset_changes_every_seed_and_keeps_seeds_distinct(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make claims`` relies on the offset: other draws for every seed, none shared with offset 0."""
+    draws = {}
+    for offset in ("", "1", "2"):
+        monkeypatch.setenv(SEED_OFFSET_VARIABLE, offset)
+        for seed in range(3):
+            seed_everything(seed)
+            draws[offset, seed] = torch.rand(4)
+    values = list(draws.values())
+    assert all(not torch.equal(a, b) for i, a in enumerate(values) for b in values[i + 1 :])
+    monkeypatch.setenv(SEED_OFFSET_VARIABLE, "1")
+    seed_everything(2)
+    assert torch.equal(torch.rand(4), draws["1", 2])
+
+
+@pytest.mark.parametrize("offset", ["-1", "x", "1.5"])
+def test_seed_offset_rejects_bad_values(monkeypatch: pytest.MonkeyPatch, offset: str) -> None:
+    monkeypatch.setenv(SEED_OFFSET_VARIABLE, offset)
+    with pytest.raises(ValueError, match=SEED_OFFSET_VARIABLE):
+        seed_everything(0)
