@@ -387,7 +387,9 @@ def rhat(chain: Tensor) -> Tensor:
     samples only when :math:`\hat R < 1.01`. Chains stuck in different modes give
     :math:`\hat R \gg 1`. Chains that are each constant but disagree give
     :math:`+\infty`; a coordinate that never takes more than one value raises
-    :class:`ConstantChainError`.
+    :class:`ConstantChainError`. When the folded draws are all equal (a two-valued
+    quantity split half and half), the tail :math:`\hat R` is undefined and the bulk
+    one is returned, as ArviZ does; the result is never NaN.
 
     ``chain`` has shape ``(n_steps,)``, ``(n_steps, n_chains)`` (a scalar) or
     ``(n_steps, n_chains, dim)`` (one :math:`\hat R` per coordinate), ``n_steps >= 4``.
@@ -402,7 +404,10 @@ def rhat(chain: Tensor) -> Tensor:
     bulk = _rhat_raw(_rank_normalize(x))
     folded = (x - _median(x.reshape(-1, x.shape[-1]))).abs()
     tail = _rhat_raw(_rank_normalize(folded))
-    return _shape_result(torch.maximum(bulk, tail), chain, dtype)
+    # Folded draws that are all equal (two values split half and half around the median)
+    # carry no tail information: their R-hat is 0/0. ArviZ then keeps the bulk value, and
+    # so does fmax; torch.maximum would pass the NaN on, and NaN > 1.01 reads as "converged".
+    return _shape_result(torch.fmax(bulk, tail), chain, dtype)
 
 
 def _check_method(method: object, allowed: tuple[str, ...]) -> str:

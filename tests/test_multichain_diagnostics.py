@@ -160,3 +160,35 @@ def test_within_chain_version_keeps_its_rules() -> None:
     with pytest.raises(ValueError, match="method"):
         mcse(short, method="bulk")
     assert np.isfinite(float(mcse(short, method="within_chain", min_length_factor=1)))
+
+
+def _iid_signs_split_half_and_half(n_steps: int, n_chains: int, seed: int) -> torch.Tensor:
+    """iid +-1 draws with exactly as many +1 as -1 overall, so the median is 0 and |x - median| is constant."""
+    generator = torch.Generator().manual_seed(seed)
+    signs = torch.ones(n_steps * n_chains, dtype=torch.float64)
+    signs[: signs.numel() // 2] = -1.0
+    return signs[torch.randperm(signs.numel(), generator=generator)].reshape(n_steps, n_chains)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rhat_of_two_valued_iid_chains_is_the_bulk_value_like_arviz(seed: int) -> None:
+    """The tail R-hat is 0/0 there; it must not turn the result into NaN (NaN > 1.01 is False)."""
+    chain = _iid_signs_split_half_and_half(400, 4, seed)
+    got = float(rhat(chain))
+    assert got == pytest.approx(arviz_diagnostics(chain)["rhat"], rel=REL)
+    assert got < 1.05
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        torch.cat([torch.zeros(50, 4), torch.ones(50, 4)]).double(),  # every chain jumps once, half way
+        torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=torch.float64).expand(100, 4).clone(),  # constant chains
+    ],
+    ids=["split-half-and-half", "constant-chains-0011"],
+)
+def test_rhat_of_stuck_chains_is_huge_not_nan_like_arviz(chain: torch.Tensor) -> None:
+    """ArviZ returns about 1e16 (a division by a rounding error); we return +inf. Neither passes 1.01."""
+    got = float(rhat(chain))
+    assert not math.isnan(got) and got > 1e6
+    assert arviz_diagnostics(chain)["rhat"] > 1e6
