@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lecturekit.checks import check_points, check_positive_int, check_tensor  # check_positive_int re-exported
+from lecturekit.checks import check_matches_module, check_points, check_positive_int, check_tensor  # check_positive_int re-exported
 
 __all__ = ["DiagonalGaussian", "StandardNormal", "TridiagonalGaussian", "check_positive_int"]
 
@@ -260,6 +260,7 @@ class TridiagonalGaussian(nn.Module):
 
     def log_prob(self, z: Tensor) -> Tensor:
         check_points(z, self.dim, "z")
+        check_matches_module(z, self, "z", "the base")
         ell, m = self.cholesky_diagonal, self.cholesky_off_diagonal
         whitened = z * ell  # (L^T z)_i = l_i z_i + m_i z_{i+1}
         whitened = torch.cat([whitened[..., :-1] + m * z[..., 1:], whitened[..., -1:]], dim=-1)

@@ -559,11 +559,21 @@ def load_flow(path: str | os.PathLike[str], map_location: torch.device | str | N
             raise ValueError(f"unknown flow builder {builder!r}")
         flow = build(**settings).to(dtype)
         flow.load_state_dict(payload["state_dict"])
+        _check_loaded_state(flow)
     except Exception as error:  # KeyError, TypeError, ValueError, RuntimeError from edited contents
         raise _not_a_flow_file(path, f"its contents do not rebuild a flow ({type(error).__name__}: {error})") from error
     if map_location is not None:
         flow = flow.to(map_location)
     return flow
+
+
+def _check_loaded_state(flow: Flow) -> None:
+    """Refuse weights that would give NaN densities: non-finite entries, a non-positive Cholesky diagonal."""
+    for name, tensor in flow.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"{name} holds NaN or inf")
+        if name.endswith("cholesky_diagonal") and not bool((tensor > 0).all()):
+            raise ValueError(f"{name} must be positive (a Cholesky factor's diagonal)")
 
 
 def _not_a_flow_file(path: Path, reason: str) -> ValueError:

@@ -48,7 +48,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lecturekit.checks import check_points, check_positive_int
+from lecturekit.checks import check_number, check_points, check_positive_int
 from lecturekit.distributions import DiagonalGaussian, TridiagonalGaussian
 from lecturekit.flows import Flow
 from lecturekit.samplers.importance import self_normalized_expectation
@@ -67,13 +67,8 @@ __all__ = [
 
 
 def _check_real(value: object, name: str, positive: bool = False, non_negative: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite real number, got {value!r}")
-    if positive and not value > 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    if non_negative and value < 0:
-        raise ValueError(f"{name} must be non-negative, got {value!r}")
-    return float(value)
+    """checks.check_number: TypeError for a non-number, ValueError for NaN, inf or out of range."""
+    return check_number(value, name, positive=positive, non_negative=non_negative)
 
 
 class Phi4Chain(Target):

@@ -397,6 +397,10 @@ def mode_masses(ln_period: Tensor, edges: Tensor) -> Tensor:
     >>> mode_masses(torch.tensor([0.1, 0.2, 0.9]), torch.tensor([0.0, 0.5, 1.0]))
     tensor([0.6667, 0.3333])
     """
+    if not isinstance(edges, Tensor) or edges.dim() != 1 or edges.numel() < 2:
+        raise ValueError("edges must be a 1D tensor of at least 2 increasing values")
+    if not bool(torch.isfinite(edges).all()) or not bool((edges[1:] > edges[:-1]).all()):
+        raise ValueError(f"edges must be finite and strictly increasing, got {edges.tolist()}")
     flat = ln_period.detach().reshape(-1).to(torch.float64).cpu().contiguous()  # a strided view warns in bucketize
     index = torch.bucketize(flat, edges.detach()[1:-1].to(torch.float64).cpu().contiguous())
     counts = torch.zeros(edges.numel() - 1, dtype=torch.float64).index_add_(0, index, torch.ones_like(flat))

@@ -65,6 +65,8 @@ def geometric_schedule(n_steps: int, beta_min: float = 1e-3) -> list[float]:
     beta_min = check_fraction(beta_min, "beta_min")
     if beta_min == 0.0:
         raise ValueError("beta_min must be positive for a geometric schedule")
+    if n_steps > 1 and beta_min == 1.0:
+        raise ValueError(f"beta_min must be below 1 for a schedule of {n_steps} steps, got 1.0 (every step at beta = 1)")
     if n_steps == 1:
         return [1.0]
     return [beta_min ** (1.0 - k / (n_steps - 1)) for k in range(n_steps - 1)] + [1.0]

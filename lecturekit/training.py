@@ -45,7 +45,14 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lecturekit.checks import check_matches_module, check_number, check_points, check_positive_int
+from lecturekit.checks import (
+    check_finite,
+    check_matches_module,
+    check_number,
+    check_points,
+    check_positive_int,
+    check_tensor,
+)
 from lecturekit.flows import Flow
 from lecturekit.progress import progress_bar
 from lecturekit.targets import Target
@@ -160,6 +167,8 @@ def boltzmann_generator_loss(
     and :math:`\lambda` is ``ml_weight`` (0 gives pure variational inference).
     """
     ml_weight = check_number(ml_weight, "ml_weight", non_negative=True)
+    check_tensor(data, "data")
+    check_finite(data, "data")
     return reverse_kl_loss(flow, target, n_samples, beta) + ml_weight * forward_kl_loss(flow, data)
 
 

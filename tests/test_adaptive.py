@@ -141,19 +141,19 @@ def test_only_the_training_phase_changes_the_flow() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"n_training": -1}, "n_training"),
-        ({"n_production": 1.5}, "n_production"),
-        ({"n_training": 0, "n_production": 0}, "at least 1"),
-        ({"thin": 0}, "thin"),
-        ({"n_local_steps": -2}, "n_local_steps"),
+        ({"n_training": -1}, ValueError, "n_training"),
+        ({"n_production": 1.5}, TypeError, "n_production"),  # checks.py: a wrong kind is a TypeError
+        ({"n_training": 0, "n_production": 0}, ValueError, "at least 1"),
+        ({"thin": 0}, ValueError, "thin"),
+        ({"n_local_steps": -2}, ValueError, "n_local_steps"),
     ],
 )
-def test_bad_arguments_raise_clear_errors(kwargs: dict, match: str) -> None:
+def test_bad_arguments_raise_clear_errors(kwargs: dict, error: type[Exception], match: str) -> None:
     target = two_modes()
     arguments = {"n_training": 2, "n_production": 2} | kwargs
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         adaptive_flow_mcmc(target, real_nvp(2, n_layers=2, hidden=(8,)), target.sample(4), **arguments)
 
 

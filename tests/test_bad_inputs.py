@@ -369,3 +369,155 @@ def test_the_convention_itself() -> None:
     with pytest.raises(ValueError, match="rate"):
         check_number(NAN, "rate")
     assert check_number(INF, "rate", finite=False) == INF
+
+
+# --------------------------------------------------------------------------- the sampling API of Sections 3-4
+
+
+def _flow_with_base(base: nn.Module) -> nn.Module:
+    return real_nvp(base.dim, n_layers=2, hidden=(8,), base=base)
+
+
+def _edited_state(folder: Path, base: nn.Module, name: str, value: float) -> Path:
+    """A saved flow whose state entry ``name`` is overwritten with ``value``."""
+    path = folder / "flow.pt"
+    save_flow(_flow_with_base(base), path)
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"][name] = torch.full_like(payload["state_dict"][name], value)
+    torch.save(payload, path)
+    return path
+
+
+def _first_weight(folder: Path) -> str:
+    path = folder / "probe.pt"
+    save_flow(small_flow(), path)
+    return next(k for k, v in torch.load(path, weights_only=True)["state_dict"].items() if v.is_floating_point())
+
+
+def _two_mode_gl(**kwargs: object) -> object:
+    from lecturekit.samplers.adaptive import adaptive_flow_mcmc, global_local_mcmc
+
+    runner = global_local_mcmc if "n_iterations" in kwargs else adaptive_flow_mcmc
+    return runner(mixture, small_flow(), torch.zeros(4, 2), **kwargs)
+
+
+def _smc(**kwargs: object) -> object:
+    from lecturekit.samplers.smc import annealed_importance_sampling, sequential_monte_carlo
+
+    base = GaussianMixture(torch.zeros(1, 2), 2.0)
+    runner = annealed_importance_sampling if kwargs.pop("ais", False) else sequential_monte_carlo
+    return runner(base, mixture, 16, **kwargs)
+
+
+def _tempering(name: str) -> Callable:
+    from lecturekit import tempering
+
+    return getattr(tempering, name)
+
+
+def _smc_function(name: str) -> Callable:
+    from lecturekit.samplers import smc
+
+    return getattr(smc, name)
+
+
+def _phi4_chain(**kwargs: float) -> object:
+    from lecturekit.phi4_chain import Phi4Chain
+
+    return Phi4Chain(**kwargs)
+
+
+def _tridiagonal(dtype: torch.dtype = torch.float32) -> nn.Module:
+    from lecturekit.distributions import TridiagonalGaussian
+
+    return TridiagonalGaussian(torch.full((3,), 2.0, dtype=dtype), torch.full((2,), -1.0, dtype=dtype))
+
+
+def _hmc(**kwargs: object) -> object:
+    from lecturekit.samplers.hmc import HMC
+
+    return HMC(mixture, **kwargs)
+
+
+def _rv_mode_masses(edges: torch.Tensor) -> object:
+    from lecturekit.radial_velocity import mode_masses
+
+    return mode_masses(torch.rand(10), edges)
+
+
+def _bg_loss(data: torch.Tensor) -> object:
+    from lecturekit.training import boltzmann_generator_loss
+
+    return boltzmann_generator_loss(small_flow(), mixture, data, 8)
+
+
+SAMPLING_CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]] = {
+    # saved flows whose weights would give NaN densities
+    "load_flow: all-NaN weights": (
+        lambda d: load_flow(_edited_state(d, StandardNormal(2), _first_weight(d), NAN)), ValueError, "flow.pt"),
+    "load_flow: inf weights": (
+        lambda d: load_flow(_edited_state(d, StandardNormal(2), _first_weight(d), INF)), ValueError, "NaN or inf"),
+    "load_flow: negative Cholesky diagonal": (
+        lambda d: load_flow(_edited_state(d, _tridiagonal(), "base.cholesky_diagonal", -1.0)),
+        ValueError, "cholesky_diagonal"),
+    # counts the caller passed, named as passed
+    "global_local_mcmc: n_iterations=0": (lambda d: _two_mode_gl(n_iterations=0), ValueError, "n_iterations"),
+    "global_local_mcmc: n_iterations=2.0": (lambda d: _two_mode_gl(n_iterations=2.0), TypeError, "n_iterations"),
+    "adaptive_flow_mcmc: thin > n_production": (
+        lambda d: _two_mode_gl(n_training=0, n_production=3, thin=5), ValueError, "thin"),
+    "adaptive_flow_mcmc: n_training='2'": (
+        lambda d: _two_mode_gl(n_training="2", n_production=3), TypeError, "n_training"),
+    "adaptive_flow_mcmc: n_production=-1": (
+        lambda d: _two_mode_gl(n_training=1, n_production=-1), ValueError, "n_production"),
+    # schedules and SMC
+    "annealed_importance_sampling: betas=None": (lambda d: _smc(ais=True, betas=None), TypeError, "betas"),
+    "geometric_schedule: beta_min=1 for 5 steps": (
+        lambda d: _tempering("geometric_schedule")(5, beta_min=1.0), ValueError, "beta_min"),
+    "geometric_schedule: beta_min=0": (lambda d: _tempering("geometric_schedule")(5, beta_min=0.0), ValueError, "beta_min"),
+    "geometric_schedule: n_steps=0": (lambda d: _tempering("geometric_schedule")(0), ValueError, "n_steps"),
+    "log_partition_from_genealogy: n_resamplings=-3": (
+        lambda d: _smc_function("log_partition_from_genealogy")(
+            torch.zeros(()), torch.zeros(4), torch.arange(4), -3),
+        ValueError, "n_resamplings"),
+    "log_partition_from_genealogy: n_resamplings=1.5": (
+        lambda d: _smc_function("log_partition_from_genealogy")(
+            torch.zeros(()), torch.zeros(4), torch.arange(4), 1.5),
+        TypeError, "n_resamplings"),
+    "conditional_ess: NaN log-weights": (
+        lambda d: _smc_function("conditional_ess")(torch.tensor([0.0, NAN]), torch.zeros(2)), ValueError, "log_weights"),
+    "conditional_ess: NaN increments": (
+        lambda d: _smc_function("conditional_ess")(torch.zeros(2), torch.tensor([NAN, 0.0])), ValueError,
+        "log_increments"),
+    "sequential_monte_carlo: make_kernel returns None": (
+        lambda d: _smc(betas=[0.5, 1.0], make_kernel=lambda path: None), TypeError, "make_kernel"),
+    "sequential_monte_carlo: n_particles=1": (
+        lambda d: _smc_function("sequential_monte_carlo")(GaussianMixture(torch.zeros(1, 2)), mixture, 1),
+        ValueError, "n_particles"),
+    # numbers of the wrong kind or value
+    "HMC: jitter='0.1'": (lambda d: _hmc(step_size=0.1, jitter="0.1"), TypeError, "jitter"),
+    "HMC: jitter=1.0": (lambda d: _hmc(step_size=0.1, jitter=1.0), ValueError, "jitter"),
+    "HMC: jitter=NaN": (lambda d: _hmc(step_size=0.1, jitter=NAN), ValueError, "jitter"),
+    "Phi4Chain: beta=NaN": (lambda d: _phi4_chain(beta=NAN), ValueError, "beta"),
+    "Phi4Chain: beta=inf": (lambda d: _phi4_chain(beta=INF), ValueError, "beta"),
+    "Phi4Chain: a='0.1'": (lambda d: _phi4_chain(a="0.1"), TypeError, "a"),
+    "Phi4Chain: beta=-1": (lambda d: _phi4_chain(beta=-1.0), ValueError, "beta"),
+    # mixed dtypes and bad edges
+    "TridiagonalGaussian.log_prob: float64 points on a float32 base": (
+        lambda d: _tridiagonal(torch.float32).log_prob(torch.zeros(2, 3, dtype=torch.float64)), TypeError, "z"),
+    "radial_velocity.mode_masses: decreasing edges": (
+        lambda d: _rv_mode_masses(torch.tensor([1.0, 0.5, 0.0])), ValueError, "edges"),
+    "radial_velocity.mode_masses: one edge": (lambda d: _rv_mode_masses(torch.tensor([1.0])), ValueError, "edges"),
+    "radial_velocity.mode_masses: NaN edge": (
+        lambda d: _rv_mode_masses(torch.tensor([0.0, NAN, 1.0])), ValueError, "edges"),
+    "boltzmann_generator_loss: NaN data": (
+        lambda d: _bg_loss(torch.full((4, 2), NAN)), ValueError, "data"),
+    "boltzmann_generator_loss: data not a tensor": (lambda d: _bg_loss([[0.0, 0.0]]), TypeError, "data"),
+}
+
+
+@pytest.mark.parametrize("case", list(SAMPLING_CASES))
+def test_sampling_api_bad_input_raises_a_clear_error(case: str, tmp_path: Path) -> None:
+    call, error, name = SAMPLING_CASES[case]
+    with pytest.raises(error) as info:
+        call(tmp_path)
+    assert name in str(info.value), f"{case}: {str(info.value)!r} does not name {name!r}"

@@ -57,8 +57,10 @@ def test_observables_and_bad_input():
         Phi4Chain(n_sites=0)
     with pytest.raises(ValueError, match="constraint"):
         Phi4Chain(constraint=-1.0)
-    with pytest.raises(TypeError, match="beta"):
+    with pytest.raises(ValueError, match="beta"):  # the right kind (a number), a bad value
         Phi4Chain(beta=float("nan"))
+    with pytest.raises(TypeError, match="beta"):
+        Phi4Chain(beta="20")
     with pytest.raises(ValueError, match="constraint"):
         transfer_matrix_reference(Phi4Chain(constraint=1.0))
     with pytest.raises(ValueError, match="half_width"):

@@ -36,6 +36,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ..checks import check_int
 from ..flows import Flow
 from ..progress import progress_bar
 from ..targets import Target
@@ -51,12 +52,6 @@ __all__ = [
     "adaptive_flow_mcmc",
     "global_local_mcmc",
 ]
-
-
-def _check_count(value: object, name: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 class GlobalLocalInfo(NamedTuple):
@@ -86,7 +81,7 @@ class GlobalLocalKernel:
         if not (callable(getattr(local_kernel, "init", None)) and callable(getattr(local_kernel, "step", None))):
             raise TypeError(f"local_kernel must have init(position) and step(state), got {type(local_kernel).__name__}")
         self.local_kernel = local_kernel
-        self.n_local_steps = _check_count(n_local_steps, "n_local_steps")
+        self.n_local_steps = check_int(n_local_steps, "n_local_steps", minimum=0)
         self.flow = flow
 
     def init(self, position: Tensor) -> MCMCState:
@@ -176,11 +171,15 @@ def adaptive_flow_mcmc(
     >>> result.samples.shape, result.training_samples.shape, len(result.history.loss)
     (torch.Size([4, 16, 2]), torch.Size([3, 16, 2]), 3)
     """
-    _check_count(n_training, "n_training")
-    _check_count(n_production, "n_production")
-    _check_count(thin, "thin", minimum=1)
+    check_int(n_training, "n_training", minimum=0)
+    check_int(n_production, "n_production", minimum=0)
+    check_int(thin, "thin", minimum=1)
     if n_training + n_production == 0:
         raise ValueError("n_training + n_production must be at least 1")
+    if n_production > 0 and thin > n_production:
+        raise ValueError(
+            f"thin={thin} keeps no sample of n_production={n_production} iterations; expected thin <= n_production"
+        )
     if not isinstance(flow, Flow):
         raise TypeError(f"flow must be a lecturekit Flow, got {type(flow).__name__}")
     if local_kernel is None:
@@ -244,6 +243,7 @@ def global_local_mcmc(
     The same code as :func:`adaptive_flow_mcmc` with no training iterations; its
     ``samples`` hold the ``n_iterations // thin`` kept positions.
     """
+    check_int(n_iterations, "n_iterations", minimum=1)
     return adaptive_flow_mcmc(
         target, flow, initial_position, 0, n_iterations, local_kernel=local_kernel,
         n_local_steps=n_local_steps, local_step_size=local_step_size, thin=thin, progress=progress,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..distributions import check_positive_int
+from ..checks import check_number, check_positive_int
 from ..targets import Target
 from .mcmc import MCMCState, StepInfo, _add_scaled, _GradientKernel, metropolis_update
 
@@ -53,9 +53,10 @@ class HMC(_GradientKernel):
     def __init__(self, target: Target, step_size: float | Tensor, n_leapfrog: int = 10, jitter: float = 0.0) -> None:
         super().__init__(target, step_size)
         self.n_leapfrog = check_positive_int(n_leapfrog, "n_leapfrog")
-        if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter < 1:
+        jitter = check_number(jitter, "jitter", non_negative=True)
+        if not jitter < 1:
             raise ValueError(f"jitter must be a number in [0, 1), got {jitter!r}")
-        self.jitter = float(jitter)
+        self.jitter = jitter
 
     def leapfrog(
         self, position: Tensor, momentum: Tensor, score: Tensor, step_size: float | Tensor

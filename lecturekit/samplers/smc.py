@@ -183,7 +183,15 @@ def conditional_ess(log_weights: Tensor, log_increments: Tensor) -> Tensor:
 
     >>> round(float(conditional_ess(torch.zeros(4), torch.log(torch.tensor([1.0, 1.0, 0.0, 0.0])))), 4)
     0.5
+
+    It is 0 when no particle keeps a positive weight (every term ``-inf``). NaN in either
+    argument is a ``ValueError``, not a CESS of 0.
     """
+    for name, value in (("log_weights", log_weights), ("log_increments", log_increments)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{name} must be a tensor, got {type(value).__name__}")
+        if bool(torch.isnan(value).any()):
+            raise ValueError(f"{name} contains NaN; expected finite values or -inf (zero weight)")
     a = torch.logsumexp(log_weights + log_increments, -1)
     b = torch.logsumexp(log_weights + 2 * log_increments, -1)
     cess = torch.exp(2 * a - torch.logsumexp(log_weights, -1) - b)
@@ -236,8 +244,10 @@ def log_partition_from_genealogy(
 
     ``log_normalizer`` is the accumulated :math:`\sum \log(\text{mean weight})` over the blocks
     closed by resampling; ``log_weights`` the current unnormalised weights (reset to 0 at the last
-    resampling); ``eves`` ``(n,)`` the index of each particle's ancestor at :math:`\beta_0`.
+    resampling); ``eves`` ``(n,)`` the index of each particle's ancestor at :math:`\beta_0`;
+    ``n_resamplings`` (an int >= 0) how many times the particles were resampled.
     """
+    n_resamplings = check_int(n_resamplings, "n_resamplings", minimum=0)
     n = log_weights.shape[0]
     value = log_normalizer + torch.logsumexp(log_weights, 0) - math.log(n)
     weights = torch.softmax(log_weights, 0)
@@ -373,6 +383,10 @@ def _move(
     all_alive = bool(alive.all())
     moving = x if all_alive else x[alive]
     kernel = make_kernel(tempered)
+    if not (callable(getattr(kernel, "init", None)) and callable(getattr(kernel, "step", None))):
+        raise TypeError(
+            f"make_kernel must return an MCMC kernel with init and step methods, got {type(kernel).__name__}"
+        )
     with torch.no_grad():
         state = kernel.init(moving)
         accepted = torch.zeros((), device=x.device)
@@ -430,6 +444,11 @@ def annealed_importance_sampling(
     >>> abs(float(result.log_partition.value)) < 4 * float(result.log_partition.stderr)  # log Z = 0
     True
     """
+    if betas is None:
+        raise TypeError(
+            "betas is required: AIS runs along a fixed schedule (e.g. tempering.geometric_schedule); "
+            "for adaptive temperatures use sequential_monte_carlo"
+        )
     return _run(base, target, n_particles, betas, make_kernel, n_mcmc_steps, 0.0, 0.5, "systematic",
                 None, 0, 1e-3)
 
