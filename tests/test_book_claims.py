@@ -101,13 +101,7 @@ PENDING = {
     "07-phi4-flow-mcmc",
     "08-adaptive-flow-mcmc",
     "09-exoplanet-radial-velocity",
-    "10-will-it-scale",
-    "11-neutra-and-global-local",
     "12-annealing",
-    "13-informed-base-measures",
-    "14-outlook",
-    "intro",
-    "bibliography",
 }
 
 
