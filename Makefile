@@ -76,6 +76,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_mala.py
 	$(BIN)/python benchmarks/bench_flows.py
 	$(BIN)/python benchmarks/bench_phi4.py
+	$(BIN)/python benchmarks/bench_broken_phase.py
 	$(BIN)/python benchmarks/bench_adaptive_rv.py
 	$(BIN)/python benchmarks/bench_annealing.py
 	$(BIN)/python benchmarks/bench_informed_base.py
