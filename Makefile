@@ -23,9 +23,9 @@ PYTEST := $(QUIET) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest
 
 help:
 	@echo "make book   build the HTML book into _build/html (executes every chapter)"
-	@echo "make test   run every test, build the book, then check it and an exercise in Chromium"
-	@echo "make lab    open JupyterLab on exercises/"
-	@echo "make browser-test  the built book and an exercise in headless Chromium (part of make test)"
+	@echo "make test   run every test, build the book, then check it and every exercise in Chromium"
+	@echo "make lab    open JupyterLab on exercises/ (students' tools; INSTRUCTOR=1 for nbgrader's)"
+	@echo "make browser-test  the built book and every exercise in headless Chromium (part of make test)"
 	@echo "make bench  run the speed benchmarks (not part of make test)"
 	@echo "make claims re-execute the chapters with two other seed offsets and 2 threads; report failed claims"
 	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
@@ -57,7 +57,7 @@ test: setup
 	$(MAKE) book
 	$(MAKE) browser-test
 
-# The book and an exercise in headless Chromium (needs `make book` first, and Debian's
+# The book and every exercise in headless Chromium (needs `make book` first, and Debian's
 # chromium: `sudo apt-get install chromium`; skipped, saying so, without it).
 # Screenshots go to _build/screenshots/. (--confcutdir: no torch import from tests/conftest.py.)
 browser-test: setup
@@ -68,8 +68,12 @@ browser-test: setup
 claims: setup
 	$(QUIET) $(BIN)/python tools/check_claims.py --offsets 1 2 --threads 2
 
+# A student's JupyterLab: JUPYTER_CONFIG_DIR=jupyter-student switches nbgrader's instructor
+# tools off (the Create Assignment panel, the Formgrader, the Nbgrader menu, the course and
+# assignment lists, and their server extensions); the Validate button stays. Instructors get
+# every tool with `make lab INSTRUCTOR=1` (the venv's configuration, nothing switched off).
 lab: setup
-	$(BIN)/jupyter lab exercises
+	$(if $(INSTRUCTOR),,JUPYTER_CONFIG_DIR="$(CURDIR)/jupyter-student") $(BIN)/jupyter lab exercises
 
 bench: setup
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[course,bench]"

@@ -15,6 +15,7 @@ kinds of submission exactly what they should) is ``tests/test_grading_battery.py
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -37,6 +38,22 @@ from grading_helpers import (
 )
 
 ASSIGNMENTS = assignment_ids()
+# torch functions that build a tensor from scratch: a test must name their dtype and device
+# (arange is left out: integer index ranges are fine on the default device).
+TORCH_FACTORIES = {"randn", "rand", "zeros", "ones", "full", "tensor", "empty", "linspace"}
+
+
+def _torch_factory_calls(source: str) -> list[ast.Call]:
+    """Every call ``torch.<factory>(...)`` in a code cell, however its arguments are wrapped."""
+    return [
+        node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "torch"
+        and node.func.attr in TORCH_FACTORIES
+    ]
 
 
 def test_course_has_assignments() -> None:
@@ -106,9 +123,11 @@ def test_test_cells_follow_the_style(assignment: str) -> None:
             hidden = cell.source.split(HIDDEN_MARKERS[0])[1]
             for name in ("torch.allclose", "torch.equal", "torch.isclose"):
                 assert name not in hidden, f"{grade_id}: hidden tests use {name} (use assert_close or assert_equal)"
-            for line in cell.source.splitlines():
-                if re.search(r"torch\.(randn|rand|zeros|ones|full|tensor|empty|linspace|arange)\(", line) and "arange(" not in line:
-                    assert re.search(r"\*\*\w+|dtype=|device=", line), f"{grade_id}: no explicit dtype/device in {line.strip()!r}"
+            for call in _torch_factory_calls(cell.source):
+                names = {keyword.arg for keyword in call.keywords}
+                assert None in names or names & {"dtype", "device"}, (
+                    f"{grade_id}: no explicit dtype/device in {ast.unparse(call)!r} (line {call.lineno})"
+                )
 
 
 @pytest.mark.parametrize("folder", [SOURCE, RELEASE], ids=["solutions", "exercises"])
@@ -155,3 +174,138 @@ def test_validator_passes_solution_and_inverts_on_release(course: GradingCourse,
     for (notebook, kind), result in results.items():
         # {} means: every test passed (source), or no test passed (release, inverted)
         assert result == {}, f"{kind} {notebook}: {result}"
+
+
+# --------------------------------------------------------------------------------------- house style
+# solutions/README.md, "The notebook's house style": what a student finds in every exercise.
+POINTS_IN_TITLE = re.compile(r"\((\d+) points?\)$")
+TABLE_ROW = re.compile(r"^\|\s*[A-Z]\s*\|.*\|\s*(\d+)\s*\|\s*$", re.MULTILINE)
+RULES = {"dtype": "dtype", "device": "device", "in place": "in place", "vectorise": "vectoris"}
+# The book's symbols: the target is rho_* (rho*), the flow rho_theta, the base rho_B; q is
+# only a Metropolis-Hastings proposal kernel q(x' | x). "log p", "p(x)", "log q" and a
+# one-argument "q(x)" name the target or the flow with other symbols.
+FOREIGN_SYMBOLS = re.compile(r"\blog [pq]\b(?!\()|\bp\(x|\bq\((?![^)]*(?:\||\\mid))[^)]*\)")
+MAX_LINE = 88  # the book's and the exercises' code width (no sideways scrolling)
+# TeX macros that MathJax 3 in JupyterLab knows without configuration (base, AMS and the
+# packages it autoloads), as far as the exercises use them. The book's own macros (\E, \R in
+# _config.yml) are unknown to JupyterLab: an exercise writes \mathbb{E} or defines the macro
+# with \newcommand in its own markdown.
+KNOWN_MACROS = set(
+    """alpha approx arg bar begin beta big Big bigg Bigg bmatrix boldsymbol cdot cdots circ
+    cos dagger ddots Delta det dfrac displaystyle dots ell end epsilon eta exp frac gamma
+    Gamma ge geq hat in infty int kappa lambda Lambda langle lceil ldots le left leq lfloor
+    ln log lVert mathbb mathbf mathcal mathrm max mid min mu nabla neq nu odot operatorname
+    otimes partial phi Phi pi pm prod propto psi qquad quad rangle rceil rfloor rho right
+    rVert sigma Sigma sim sin sqrt sum tanh tau text textrm tfrac theta Theta tilde times to
+    top varepsilon varphi vdots widehat widetilde xi zeta""".split()
+)
+DEFINED_MACRO = re.compile(r"\\(?:re)?newcommand\{?\\([A-Za-z]+)|\\def\\([A-Za-z]+)|\\DeclareMathOperator\{\\([A-Za-z]+)\}")
+MATH = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$", re.DOTALL)
+
+
+def _test_points(nb) -> float:
+    return sum(float(nbgrader_meta(c)["points"]) for c in nb.cells if is_test_cell(c))
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_notebook_follows_the_house_style(assignment: str) -> None:
+    """Introduction with a points table that adds up, how it is graded and the rules (dtype,
+    device, no in-place changes, vectorisation); a setup cell that picks the device and one
+    thread; each test cell's first line states the points it carries."""
+    for path in notebook_paths(SOURCE / assignment):
+        nb = read_notebook(path)
+        intro = nb.cells[0]
+        assert intro.cell_type == "markdown" and intro.source.startswith("# Exercise "), (
+            f"{path.name}: the first cell is the introduction, '# Exercise <n>: <title>'"
+        )
+        rows = [int(points) for points in TABLE_ROW.findall(intro.source)]
+        assert "| part | you write | points |" in intro.source and rows, (
+            f"{path.name}: the introduction needs the table '| part | you write | points |'"
+        )
+        assert sum(rows) == _test_points(nb), (
+            f"{path.name}: the points table adds up to {sum(rows)}, the test cells carry {_test_points(nb)}"
+        )
+        assert "**How it is graded.**" in intro.source, f"{path.name}: no '**How it is graded.**' paragraph"
+        assert "**Rules.**" in intro.source, f"{path.name}: no '**Rules.**' paragraph"
+        rules = intro.source.split("**Rules.**")[1].split("\n\n")[0].lower()
+        missing = [name for name, word in RULES.items() if word not in rules]
+        assert not missing, f"{path.name}: the rules do not mention {missing}"
+        setup = [c for c in nb.cells if nbgrader_meta(c).get("grade_id") == "setup"]
+        assert setup, f"{path.name}: no setup cell (grade_id 'setup')"
+        for needed in ("device = default_device()", "torch.set_num_threads(1)"):
+            assert needed in setup[0].source, f"{path.name}: the setup cell lacks {needed!r}"
+        for cell in nb.cells:
+            if is_test_cell(cell):
+                first = cell.source.splitlines()[0]
+                stated = POINTS_IN_TITLE.search(first)
+                assert first.startswith("# Tests for ") and stated, f"{path.name}: first line {first!r}"
+                assert float(stated.group(1)) == float(nbgrader_meta(cell)["points"]), (
+                    f"{path.name}: {first!r} but the cell carries {nbgrader_meta(cell)['points']} points"
+                )
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_notebook_uses_the_books_symbols(assignment: str) -> None:
+    """Text, docstrings and test messages name the target rho_* and the flow rho_theta, as the
+    book does, never p and q."""
+    for path in notebook_paths(RELEASE / assignment):
+        for index, cell in enumerate(read_notebook(path).cells):
+            for line in cell.source.splitlines():
+                match = FOREIGN_SYMBOLS.search(line)
+                assert not match, f"{path.name}, cell {index}: {match.group(0)!r} in {line.strip()!r}: use rho_* / rho_theta"
+
+
+@pytest.mark.parametrize("folder", [SOURCE, RELEASE], ids=["solutions", "exercises"])
+def test_code_lines_fit_the_page(folder: Path) -> None:
+    """Code cells are at most 88 characters wide: no sideways scrolling in JupyterLab."""
+    long = [
+        f"{path.relative_to(ROOT)}, cell {index}: {len(line)} characters: {line.strip()[:60]!r}..."
+        for path in sorted(folder.rglob("*.ipynb"))
+        for index, cell in enumerate(read_notebook(path).cells)
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if len(line) > MAX_LINE
+    ]
+    assert not long, f"lines longer than {MAX_LINE} characters:\n" + "\n".join(long)
+
+
+def undefined_macros(markdown_sources: list[str]) -> set[str]:
+    """TeX macros in the math of these markdown cells that JupyterLab's MathJax does not know
+    and that no cell defines (\\newcommand, \\renewcommand, \\def, \\DeclareMathOperator)."""
+    text = "\n".join(markdown_sources)
+    defined = {name for groups in DEFINED_MACRO.findall(text) for name in groups if name}
+    used = {
+        name
+        for display, inline in MATH.findall(text)
+        for name in re.findall(r"\\([A-Za-z]+)", display or inline)
+    }
+    return used - KNOWN_MACROS - defined - {"newcommand", "renewcommand", "def", "DeclareMathOperator"}
+
+
+def test_undefined_macro_is_caught() -> None:
+    assert undefined_macros([r"$\E[\hat Z] = Z$"]) == {"E"}
+    assert undefined_macros([r"$\newcommand{\E}{\mathbb{E}}$", r"$$\E[X] = \mu$$"]) == set()
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_math_uses_only_macros_jupyterlab_knows(assignment: str) -> None:
+    for path in notebook_paths(RELEASE / assignment):
+        markdown = [c.source for c in read_notebook(path).cells if c.cell_type == "markdown"]
+        unknown = undefined_macros(markdown)
+        assert not unknown, (
+            f"{path.name}: JupyterLab does not know {sorted(unknown)}: write them out (\\mathbb{{E}}) "
+            "or define them with \\newcommand in the notebook (the book's _config.yml macros do not apply)"
+        )
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_visible_tests_try_single_precision(assignment: str) -> None:
+    """Every test cell's visible part tries float32, the dtype edge that the hidden tests
+    check for every function (solutions/README.md, rule 9)."""
+    for path in notebook_paths(SOURCE / assignment):
+        for cell in read_notebook(path).cells:
+            if is_test_cell(cell):
+                visible = "\n".join(cell.source.split(HIDDEN_MARKERS[0])[0].splitlines()[3:])
+                assert re.search(r"\bF32\b|float32|\.float\(\)", visible), (
+                    f"{nbgrader_meta(cell)['grade_id']}: no visible float32 case"
+                )

@@ -33,6 +33,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BOOK_HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
+STUDENT_CONFIG = ROOT / "jupyter-student"  # JUPYTER_CONFIG_DIR of `make lab`
 
 # Flags for a closed network: without the background-networking ones Chromium keeps trying
 # (and failing) to reach Google's services. Playwright adds --headless and a fresh profile.
@@ -165,10 +166,17 @@ def _start_jupyter_lab(root: Path, config_dir: Path, log_path: Path) -> tuple[su
         JUPYTERLAB_WORKSPACES_DIR=str(config_dir / "lab-workspaces"),
         TQDM_DISABLE="1",
     )
+    # The students' configuration of `make lab` (nbgrader's instructor tools switched off),
+    # copied so that JupyterLab's runtime files stay out of the repository.
+    shutil.copytree(STUDENT_CONFIG, config_dir / "config", dirs_exist_ok=True, ignore=shutil.ignore_patterns("lab", "migrated"))
     # No "official Jupyter news?" toast over the notebook, and no update check (no network).
     notification = config_dir / "lab-settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True, exist_ok=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # Every cell rendered in the page (no windowing), so that every formula can be checked.
+    tracker = config_dir / "lab-settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True, exist_ok=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
     command = [
         sys.executable, "-m", "jupyterlab",
         "--no-browser",
@@ -205,7 +213,8 @@ def _wait_until_up(process: subprocess.Popen, url: str, token: str, timeout: flo
 
 @pytest.fixture(scope="session")
 def jupyter_lab(chromium: str) -> Iterator[JupyterLab]:
-    """``jupyter lab`` on 127.0.0.1 (free port, token, no browser) serving a copy of exercises/."""
+    """``jupyter lab`` on 127.0.0.1 (free port, token, no browser) serving a copy of exercises/,
+    with the students' configuration of ``make lab`` (``jupyter-student/``)."""
     with tempfile.TemporaryDirectory(prefix="lecturekit-lab-") as tmp:
         tmp_path = Path(tmp)
         root = tmp_path / "exercises"
