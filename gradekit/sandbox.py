@@ -74,6 +74,7 @@ VIOLATIONS = {
     "Temporary failure in name resolution": "tried the network (blocked)",
     "Name or service not known": "tried the network (blocked)",
     "Read-only file system": "tried to write outside its scratch folder (read-only)",
+    "unable to open database file": "tried to open a database outside the sandbox",
 }
 OUTSIDE_NAMES = ("solutions", "gradebook.db", "submitted", "autograded", "feedback", "exercises", "reports", "/root", "/home")
 
