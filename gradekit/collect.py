@@ -5,7 +5,9 @@ the student's id followed by ``_``, ``-``, ``.`` or a space (``alice_sampling-ba
 as LMS downloads name them). A zip is unpacked first; a single top-level folder around
 everything is looked through. Inside a student's entry, the notebook for each notebook of the
 release is found by its name, normalised (``sampling-basics (1).ipynb``, ``sampling-basics-Copy1.ipynb``
-and ``Sampling_Basics.ipynb`` all match ``sampling-basics.ipynb``), or is the only notebook there.
+and ``Sampling_Basics.ipynb`` all match ``sampling-basics.ipynb``), or is the only notebook there; two
+candidates for one notebook (``nb.ipynb`` and ``nb (1).ipynb``) are reported, never chosen between.
+Ids are compared after Unicode NFC normalisation and case folding, and shown as on the roster.
 Every student ends with a :class:`Collected` record, so the report can say why a student was
 not graded instead of showing a zero.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,11 +75,17 @@ def _entries(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name not in _IGNORED_PARTS and not p.name.startswith("."))
 
 
+def same_id(text: str) -> str:
+    """An id as compared: Unicode NFC (macOS zips store NFD) and case-folded."""
+    return unicodedata.normalize("NFC", text).casefold()
+
+
 def student_of(entry: Path, roster: list[str]) -> str:
-    """The student an entry belongs to: a roster id that prefixes its name, else the name up to the first separator."""
-    name = entry.name
+    """The student an entry belongs to: a roster id (as typed on the roster) that prefixes its
+    name, compared after :func:`same_id`; else the name up to the first separator."""
+    name = same_id(entry.name)
     for student in sorted(roster, key=len, reverse=True):
-        if name == student or re.match(re.escape(student) + r"[_\-. ]", name):
+        if name == same_id(student) or re.match(re.escape(same_id(student)) + r"[_\-. ]", name):
             return student
     return name if entry.is_dir() else re.split(r"[_\-. ]", name, maxsplit=1)[0]
 
@@ -101,8 +110,11 @@ def _match(student: str, paths: list[Path], release_notebooks: list[str]) -> Col
     for wanted in release_notebooks:
         exact = [p for p in candidates if p.name == wanted]
         by_name = [p for p in candidates if normalised_stem(_without_student(p.name, student)) == normalised_stem(wanted)]
-        chosen = exact or by_name or (candidates if len(candidates) == 1 and len(release_notebooks) == 1 else [])
-        if len(chosen) != 1 and not exact:
+        chosen = list(dict.fromkeys(exact + by_name)) or (candidates if len(candidates) == 1 and len(release_notebooks) == 1 else [])
+        if len(chosen) > 1:  # never a silent choice (nb.ipynb and nb (1).ipynb: which one is final?)
+            record.problem = f"several candidates: {', '.join(p.name for p in chosen)}; keep one and grade again"
+            return record
+        if not chosen:
             names = ", ".join(p.name for p in candidates)
             record.problem = f"cannot tell which file is {wanted} (found: {names})"
             return record
@@ -118,4 +130,4 @@ def _match(student: str, paths: list[Path], release_notebooks: list[str]) -> Col
 
 
 def _without_student(name: str, student: str) -> str:
-    return re.sub("^" + re.escape(student) + r"[_\-. ]+", "", name)
+    return re.sub("^" + re.escape(same_id(student)) + r"[_\-. ]+", "", same_id(name))
