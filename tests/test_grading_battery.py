@@ -237,3 +237,33 @@ def _battery_class(assignment: str) -> type:
 for _assignment in assignment_ids():
     _cls = _battery_class(_assignment)
     globals()[_cls.__name__] = _cls
+
+
+def _grade_with_jobs(assignment: str, chosen: list[Kind], directory: Path, jobs: int) -> dict[str, dict[str, str]]:
+    course = make_course(directory / "course", [assignment])
+    nbgrader(course, "generate_assignment", assignment, "--force")
+    write_submissions(chosen, directory / "submissions", directory / "roster.csv")
+    spec = Spec.load(assignment)
+    result = subprocess.run(
+        [sys.executable, "-m", "gradekit", "grade", assignment, str(directory / "submissions"), "--roster", str(directory / "roster.csv"),
+         "--timeout", str(spec.timeout), "--out", str(directory / "report"), "--jobs", str(jobs)],
+        cwd=course, env=os.environ | _ENV | {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])},
+        capture_output=True, text=True, timeout=1200,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(directory / "report" / "grades.csv", newline="") as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    for row in rows.values():
+        assert float(row["wall_s"]) > 0 and float(row["cpu_s"]) > 0 if row["score"] else True
+    return {student: {k: v for k, v in row.items() if k not in ("wall_s", "cpu_s")} for student, row in rows.items()}
+
+
+@pytest.mark.grading
+def test_parallel_grading_gives_the_same_results(tmp_path: Path) -> None:
+    """``--jobs 3`` grades three students concurrently, with the rows of ``--jobs 1`` (times aside)."""
+    spec = Spec.load(ATTACK_ASSIGNMENT)
+    chosen = [kind for kind in kinds(spec) if kind.name in ("full", "one-part-wrong", "release")]
+    one = _grade_with_jobs(ATTACK_ASSIGNMENT, chosen, tmp_path / "jobs1", 1)
+    three = _grade_with_jobs(ATTACK_ASSIGNMENT, chosen, tmp_path / "jobs3", 3)
+    assert one == three
+    assert {student: float(row["score"]) for student, row in one.items()} == {kind.name: kind.total for kind in chosen}
