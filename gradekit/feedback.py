@@ -50,6 +50,21 @@ def _text(output: NotebookNode) -> str:
     return _ANSI.sub("", "\n".join(str(p) for p in parts))
 
 
+def secret_lines(nb: NotebookNode) -> list[str]:
+    """The hidden tests' distinctive lines that appear nowhere else in the notebook's source
+    (a hidden test may repeat a line of a visible cell: quoting that one gives nothing away)."""
+    public = []
+    for cell in nb.cells:
+        source = cell.get("source", "")
+        while BEGIN in source:
+            before, rest = source.split(BEGIN, 1)
+            source = before + (rest.split(END, 1)[1] if END in rest else "")
+        public.append(source)
+    public_text = "\n".join(public)
+    hidden = [line for cell in nb.cells if cell.cell_type == "code" for line in hidden_lines(cell.source)]
+    return [line for line in dict.fromkeys(hidden) if line not in public_text]
+
+
 def quotes(output: NotebookNode, secret: list[str]) -> bool:
     """Whether ``output`` shows any of the ``secret`` lines."""
     text = _text(output)
@@ -57,15 +72,21 @@ def quotes(output: NotebookNode, secret: list[str]) -> bool:
 
 
 def leaking_cells(nb: NotebookNode) -> list[int]:
-    """Cells whose outputs quote a hidden test where no genuine traceback would (printed text,
-    displays, error messages, or anything in a cell without hidden tests)."""
-    secret = [line for cell in nb.cells if cell.cell_type == "code" for line in hidden_lines(cell.source)]
+    """Cells whose outputs quote hidden tests where the tests themselves would not.
+
+    A hidden test's own error (its traceback and message) and a warning it raises (which quotes
+    one line of it) are genuine; so in a cell with hidden tests, only a non-error output that
+    quotes two or more of its hidden lines is counted, and in any other cell, any quote. The
+    feedback loses all of these either way (:class:`ScrubHiddenTests`).
+    """
+    secret = secret_lines(nb)
     found = []
     for index, cell in enumerate(nb.cells):
-        own = hidden_lines(cell.get("source", "")) if cell.cell_type == "code" else []
+        own = [line for line in hidden_lines(cell.get("source", "")) if line in secret] if cell.cell_type == "code" else []
         for output in cell.get("outputs", []):
-            if output.output_type == "error" and own:
-                leaked = any(line in _ANSI.sub("", output.get("evalue", "")) for line in secret)
+            if own:
+                text = _text(output)
+                leaked = output.output_type != "error" and len({line for line in secret if line in text}) >= 2
             else:
                 leaked = quotes(output, secret)
             if leaked:
@@ -78,7 +99,7 @@ class ScrubHiddenTests(NbGraderPreprocessor):
     """Remove every output that shows a hidden test (see the module's docstring)."""
 
     def preprocess(self, nb: NotebookNode, resources: Any) -> tuple[NotebookNode, Any]:
-        self._secret = [line for cell in nb.cells if cell.cell_type == "code" for line in hidden_lines(cell.source)]
+        self._secret = secret_lines(nb)
         for index, cell in enumerate(nb.cells):
             self._scrub(cell, hidden_lines(cell.source) if cell.cell_type == "code" else [])
         return nb, resources
