@@ -60,6 +60,7 @@ class Row:
     cells: dict[str, float | None] = field(default_factory=dict)  # test cell -> score
     notes: list[str] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
+    on_roster: bool = False
     wall_s: float | None = None  # in the sandbox, all notebooks of the assignment
     cpu_s: float | None = None
 
@@ -123,7 +124,7 @@ def grade(course: Course, assignment: str, submissions: Path, roster_file: Path 
         raise SystemExit(f"ASSIGNMENT: no notebook in {release}")
 
     collected = collect(unpack(submissions, out, list(roster)), release_notebooks, list(roster))
-    rows = {student: Row(student) for student in roster}
+    rows = {student: Row(student, on_roster=True) for student in roster}
     for student, record in collected.items():
         row = rows.setdefault(student, Row(student))
         row.notes += record.notes
@@ -314,6 +315,13 @@ def summary(rows: list[Row], assignment: str, out: Path) -> str:
     for row in rows:
         counts[row.status.split(":")[0]] = counts.get(row.status.split(":")[0], 0) + 1
     lines += [f"  {status}: {n}" for status, n in sorted(counts.items())]
+    off_roster = [r for r in rows if not r.on_roster]
+    if off_roster and any(r.on_roster for r in rows):
+        # an id the roster does not know is usually a student whose upload is named differently
+        # (an LMS user id, a login, NFD accents): never a silent extra row and a silent missing one
+        lines.append(f"  WARNING: {len(off_roster)} submission(s) match no roster id: check the roster's ids against the upload's names")
+        lines += [f"    off the roster: {r.student} ({r.status})" for r in off_roster]
+        lines += [f"    on the roster, no submission: {r.student}" for r in rows if r.on_roster and r.status == NO_SUBMISSION]
     review = [r for r in rows if r.needs_review]
     if review:
         lines.append("  needs attention:")

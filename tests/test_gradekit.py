@@ -258,3 +258,13 @@ def _cmdline(path: Path) -> bytes:
         return (path / "cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_summary_warns_about_every_off_roster_row_and_every_student_left_without() -> None:
+    from gradekit.grade import Row, summary
+
+    rows = [Row("alice", on_roster=True), Row("bob", status="graded", score=3.0, on_roster=True), Row("1234567", status="graded", score=2.0)]
+    text = summary(rows, "01", Path("out"))
+    assert "WARNING: 1 submission(s) match no roster id" in text
+    assert "off the roster: 1234567" in text and "on the roster, no submission: alice" in text
+    assert "WARNING" not in summary(rows[:2], "01", Path("out"))
