@@ -80,21 +80,47 @@ def same_id(text: str) -> str:
     return unicodedata.normalize("NFC", text).casefold()
 
 
-def student_of(entry: Path, roster: list[str]) -> str:
+# LMS export names. Moodle: a folder "Jane Doe_123456_assignsubmission_file_" per student.
+# Canvas: files "doejane_123456_7890123_sampling-basics.ipynb" (login-ish name, Canvas user id,
+# submission id, the uploaded name), with "_late" after the name when late.
+_MOODLE = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assignsubmission_[a-z]+_?$", re.IGNORECASE)
+_CANVAS = re.compile(r"^(?P<login>[^_]+?)(?:_late)?_(?P<id>\d+)_(?P<submission>\d+)_(?P<file>.+)$", re.IGNORECASE)
+
+
+def lms_keys(name: str) -> list[str]:
+    """What an LMS export name says about its student: user id, then name or login (empty: not an LMS name)."""
+    if match := _MOODLE.match(name):
+        return [match["id"], match["name"]]
+    if match := _CANVAS.match(name):
+        return [match["id"], match["login"]]
+    return []
+
+
+def alias_key(text: str) -> str:
+    """A roster alias as compared: :func:`same_id`, without spaces, dots, hyphens and underscores."""
+    return re.sub(r"[\s._\-]", "", same_id(text))
+
+
+def student_of(entry: Path, roster: list[str], aliases: dict[str, str] | None = None) -> str:
     """The student an entry belongs to: a roster id (as typed on the roster) that prefixes its
-    name, compared after :func:`same_id`; else the name up to the first separator."""
+    name, compared after :func:`same_id`; else, for a Canvas or Moodle export name, the roster
+    id whose alias (``aliases``: LMS user id, login, name -> roster id) it carries; else the name
+    up to the first separator."""
     name = same_id(entry.name)
     for student in sorted(roster, key=len, reverse=True):
         if name == same_id(student) or re.match(re.escape(same_id(student)) + r"[_\-. ]", name):
             return student
+    for key in lms_keys(entry.name):
+        if alias_key(key) in (aliases or {}):
+            return aliases[alias_key(key)]
     return name if entry.is_dir() else re.split(r"[_\-. ]", name, maxsplit=1)[0]
 
 
-def collect(root: Path, release_notebooks: list[str], roster: list[str]) -> dict[str, Collected]:
+def collect(root: Path, release_notebooks: list[str], roster: list[str], aliases: dict[str, str] | None = None) -> dict[str, Collected]:
     """Every student with an entry under ``root``, with their notebooks matched to ``release_notebooks``."""
     files: dict[str, list[Path]] = {}
     for entry in _entries(root):
-        student = student_of(entry, roster)
+        student = student_of(entry, roster, aliases)
         found = [entry] if entry.is_file() else [p for p in sorted(entry.rglob("*")) if p.is_file()]
         files.setdefault(student, []).extend(p for p in found if not _IGNORED_PARTS & set(p.parts))
     return {student: _match(student, paths, release_notebooks) for student, paths in sorted(files.items())}
@@ -130,4 +156,6 @@ def _match(student: str, paths: list[Path], release_notebooks: list[str]) -> Col
 
 
 def _without_student(name: str, student: str) -> str:
+    if match := _CANVAS.match(name):
+        return match["file"]
     return re.sub("^" + re.escape(same_id(student)) + r"[_\-. ]+", "", same_id(name))

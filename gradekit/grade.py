@@ -40,7 +40,7 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from traitlets.config.loader import PyFileConfigLoader
 
-from gradekit.collect import Collected, collect, unpack
+from gradekit.collect import Collected, alias_key, collect, unpack
 from gradekit.feedback import leaking_cells
 from gradekit.repair import repair
 from gradekit.sandbox import Limits, Result, result_dict, run_notebook, sandbox_problem
@@ -107,6 +107,29 @@ def read_roster(path: Path | None) -> dict[str, dict[str, str]]:
     return {row[key].strip(): {k: row[k] for k in ("first_name", "last_name", "email") if row.get(k)} for row in rows if row[key].strip()}
 
 
+ALIAS_COLUMNS = ("lms_id", "canvas_id", "moodle_id", "user_id", "login", "sis_login_id", "name")
+
+
+def read_aliases(path: Path | None) -> dict[str, str]:
+    """Roster columns an LMS export names students by (LMS user id, login, name; also
+    ``first_name last_name``), each mapped to the roster id, compared by :func:`alias_key`."""
+    if path is None:
+        return {}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    key = "id" if rows and "id" in rows[0] else "student_id"
+    aliases: dict[str, str] = {}
+    for row in rows:
+        names = [row.get(c) or "" for c in ALIAS_COLUMNS]
+        if row.get("first_name") or row.get("last_name"):
+            first, last = row.get("first_name") or "", row.get("last_name") or ""
+            names += [f"{first} {last}", f"{last}{first}"]
+        for name in names:
+            if name.strip():
+                aliases.setdefault(alias_key(name), row[key].strip())
+    return aliases
+
+
 def grade(course: Course, assignment: str, submissions: Path, roster_file: Path | None, options: list[str], out: Path,
           limits: Limits | None = None, jobs: int = 1) -> list[Row]:
     """Grade ``submissions`` of ``assignment``; write the report to ``out``; one row per student.
@@ -123,7 +146,8 @@ def grade(course: Course, assignment: str, submissions: Path, roster_file: Path 
     if not release_notebooks:
         raise SystemExit(f"ASSIGNMENT: no notebook in {release}")
 
-    collected = collect(unpack(submissions, out, list(roster)), release_notebooks, list(roster))
+    aliases = read_aliases(roster_file)
+    collected = collect(unpack(submissions, out, list(roster)), release_notebooks, list(roster), aliases)
     rows = {student: Row(student, on_roster=True) for student in roster}
     for student, record in collected.items():
         row = rows.setdefault(student, Row(student))

@@ -268,3 +268,22 @@ def test_summary_warns_about_every_off_roster_row_and_every_student_left_without
     assert "WARNING: 1 submission(s) match no roster id" in text
     assert "off the roster: 1234567" in text and "on the roster, no submission: alice" in text
     assert "WARNING" not in summary(rows[:2], "01", Path("out"))
+
+
+def test_canvas_and_moodle_export_names_map_to_roster_columns(tmp_path: Path) -> None:
+    from gradekit.grade import read_aliases
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("id,first_name,last_name,canvas_id,login\ns01,Jane,Doe,123456,jdoe\ns02,Zoë,Roe,,zroe\n")
+    notebook = nbformat.writes(_release())
+    canvas, moodle = tmp_path / "canvas", tmp_path / "moodle"
+    canvas.mkdir()
+    (canvas / "doejane_123456_7890123_sampling-basics.ipynb").write_text(notebook)
+    (canvas / "roezoë_late_555_7890124_sampling-basics-1.ipynb").write_text(notebook)
+    (moodle / "Jane Doe_991_assignsubmission_file_").mkdir(parents=True)
+    (moodle / "Jane Doe_991_assignsubmission_file_" / "sampling-basics.ipynb").write_text(notebook)
+    aliases = read_aliases(roster)
+    found = collect(canvas, ["sampling-basics.ipynb"], ["s01", "s02"], aliases)
+    assert sorted(found) == ["s01", "s02"] and all(record.problem is None for record in found.values()), found
+    found = collect(moodle, ["sampling-basics.ipynb"], ["s01", "s02"], aliases)
+    assert list(found) == ["s01"] and found["s01"].problem is None
