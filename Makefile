@@ -93,10 +93,11 @@ exercises: setup
 clean:
 	rm -rf _build .pytest_cache submitted autograded feedback gradebook.db reports
 
-# Grade one assignment with gradekit (README, "For instructors"):
-#   make grade ASSIGNMENT=01-sampling-basics SUBMISSIONS=<folder or LMS zip> [ROSTER=students.csv] [TIMEOUT=seconds]
+# Grade one assignment with gradekit (README, "For instructors"): each notebook runs in a
+# bubblewrap sandbox, JOBS students at a time (default: every core).
+#   make grade ASSIGNMENT=01-sampling-basics SUBMISSIONS=<folder or LMS zip> [ROSTER=students.csv] [TIMEOUT=seconds] [JOBS=N]
 .PHONY: grade
 grade: setup
-	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade ASSIGNMENT=01-sampling-basics SUBMISSIONS=<folder or zip> [ROSTER=students.csv] [TIMEOUT=seconds]"; exit 2; }
+	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade ASSIGNMENT=01-sampling-basics SUBMISSIONS=<folder or zip> [ROSTER=students.csv] [TIMEOUT=seconds] [JOBS=N]"; exit 2; }
 	PATH="$(CURDIR)/$(BIN):$$PATH" MPLBACKEND=Agg $(QUIET) $(BIN)/python -m gradekit grade "$(ASSIGNMENT)" "$(SUBMISSIONS)" \
-		$(if $(ROSTER),--roster "$(ROSTER)") $(if $(TIMEOUT),--timeout $(TIMEOUT))
+		$(if $(ROSTER),--roster "$(ROSTER)") $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(JOBS),--jobs $(JOBS))

@@ -5,7 +5,9 @@ the student's id followed by ``_``, ``-``, ``.`` or a space (``alice_sampling-ba
 as LMS downloads name them). A zip is unpacked first; a single top-level folder around
 everything is looked through. Inside a student's entry, the notebook for each notebook of the
 release is found by its name, normalised (``sampling-basics (1).ipynb``, ``sampling-basics-Copy1.ipynb``
-and ``Sampling_Basics.ipynb`` all match ``sampling-basics.ipynb``), or is the only notebook there.
+and ``Sampling_Basics.ipynb`` all match ``sampling-basics.ipynb``), or is the only notebook there; two
+candidates for one notebook (``nb.ipynb`` and ``nb (1).ipynb``) are reported, never chosen between.
+Ids are compared after Unicode NFC normalisation and case folding, and shown as on the roster.
 Every student ends with a :class:`Collected` record, so the report can say why a student was
 not graded instead of showing a zero.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,20 +75,52 @@ def _entries(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name not in _IGNORED_PARTS and not p.name.startswith("."))
 
 
-def student_of(entry: Path, roster: list[str]) -> str:
-    """The student an entry belongs to: a roster id that prefixes its name, else the name up to the first separator."""
-    name = entry.name
+def same_id(text: str) -> str:
+    """An id as compared: Unicode NFC (macOS zips store NFD) and case-folded."""
+    return unicodedata.normalize("NFC", text).casefold()
+
+
+# LMS export names. Moodle: a folder "Jane Doe_123456_assignsubmission_file_" per student.
+# Canvas: files "doejane_123456_7890123_sampling-basics.ipynb" (login-ish name, Canvas user id,
+# submission id, the uploaded name), with "_late" after the name when late.
+_MOODLE = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assignsubmission_[a-z]+_?$", re.IGNORECASE)
+_CANVAS = re.compile(r"^(?P<login>[^_]+?)(?:_late)?_(?P<id>\d+)_(?P<submission>\d+)_(?P<file>.+)$", re.IGNORECASE)
+
+
+def lms_keys(name: str) -> list[str]:
+    """What an LMS export name says about its student: user id, then name or login (empty: not an LMS name)."""
+    if match := _MOODLE.match(name):
+        return [match["id"], match["name"]]
+    if match := _CANVAS.match(name):
+        return [match["id"], match["login"]]
+    return []
+
+
+def alias_key(text: str) -> str:
+    """A roster alias as compared: :func:`same_id`, without spaces, dots, hyphens and underscores."""
+    return re.sub(r"[\s._\-]", "", same_id(text))
+
+
+def student_of(entry: Path, roster: list[str], aliases: dict[str, str] | None = None) -> str:
+    """The student an entry belongs to: a roster id (as typed on the roster) that prefixes its
+    name, compared after :func:`same_id`; else, for a Canvas or Moodle export name, the roster
+    id whose alias (``aliases``: LMS user id, login, name -> roster id) it carries; else the name
+    up to the first separator."""
+    name = same_id(entry.name)
     for student in sorted(roster, key=len, reverse=True):
-        if name == student or re.match(re.escape(student) + r"[_\-. ]", name):
+        if name == same_id(student) or re.match(re.escape(same_id(student)) + r"[_\-. ]", name):
             return student
+    for key in lms_keys(entry.name):
+        if alias_key(key) in (aliases or {}):
+            return aliases[alias_key(key)]
     return name if entry.is_dir() else re.split(r"[_\-. ]", name, maxsplit=1)[0]
 
 
-def collect(root: Path, release_notebooks: list[str], roster: list[str]) -> dict[str, Collected]:
+def collect(root: Path, release_notebooks: list[str], roster: list[str], aliases: dict[str, str] | None = None) -> dict[str, Collected]:
     """Every student with an entry under ``root``, with their notebooks matched to ``release_notebooks``."""
     files: dict[str, list[Path]] = {}
     for entry in _entries(root):
-        student = student_of(entry, roster)
+        student = student_of(entry, roster, aliases)
         found = [entry] if entry.is_file() else [p for p in sorted(entry.rglob("*")) if p.is_file()]
         files.setdefault(student, []).extend(p for p in found if not _IGNORED_PARTS & set(p.parts))
     return {student: _match(student, paths, release_notebooks) for student, paths in sorted(files.items())}
@@ -101,8 +136,11 @@ def _match(student: str, paths: list[Path], release_notebooks: list[str]) -> Col
     for wanted in release_notebooks:
         exact = [p for p in candidates if p.name == wanted]
         by_name = [p for p in candidates if normalised_stem(_without_student(p.name, student)) == normalised_stem(wanted)]
-        chosen = exact or by_name or (candidates if len(candidates) == 1 and len(release_notebooks) == 1 else [])
-        if len(chosen) != 1 and not exact:
+        chosen = list(dict.fromkeys(exact + by_name)) or (candidates if len(candidates) == 1 and len(release_notebooks) == 1 else [])
+        if len(chosen) > 1:  # never a silent choice (nb.ipynb and nb (1).ipynb: which one is final?)
+            record.problem = f"several candidates: {', '.join(p.name for p in chosen)}; keep one and grade again"
+            return record
+        if not chosen:
             names = ", ".join(p.name for p in candidates)
             record.problem = f"cannot tell which file is {wanted} (found: {names})"
             return record
@@ -118,4 +156,6 @@ def _match(student: str, paths: list[Path], release_notebooks: list[str]) -> Col
 
 
 def _without_student(name: str, student: str) -> str:
-    return re.sub("^" + re.escape(student) + r"[_\-. ]+", "", name)
+    if match := _CANVAS.match(name):
+        return match["file"]
+    return re.sub("^" + re.escape(same_id(student)) + r"[_\-. ]+", "", same_id(name))

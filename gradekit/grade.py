@@ -8,22 +8,31 @@
    or an invalid file is reported with the reason, never graded as 0;
 2. **repair** each notebook from the release (``gradekit.repair``) and write it to
    ``submitted/<student>/<assignment>/``; **scan** it for suspicious code (``gradekit.scan``);
-3. **autograde** every student in one ``nbgrader autograde`` run (``nbgrader_config.py`` puts
-   ``gradekit.execute.ResilientExecute`` and the byte limit in its pipeline);
-4. **feedback** with ``nbgrader generate_feedback`` (hidden tests and their tracebacks removed);
-5. **report** in ``reports/<assignment>/``: ``grades.csv`` (one row per student of the roster and
+3. **execute** each notebook in a sandbox (``gradekit.sandbox``: bubblewrap, no network, a clean
+   environment, limits), ``--jobs`` students at a time, after nbgrader's own sanitising
+   preprocessors restored its test cells from the gradebook;
+4. **autograde** every student in one ``nbgrader autograde`` run, which executes nothing: its
+   ``gradekit.sandbox.SandboxedExecute`` step takes the outputs from step 3, so the gradebook is
+   written by the grading process alone, after every sandbox exited;
+5. **feedback** with ``nbgrader generate_feedback`` (hidden tests and their tracebacks removed);
+6. **report** in ``reports/<assignment>/``: ``grades.csv`` (one row per student of the roster and
    per submission, with a ``status``, the score and each test cell's score), ``suspicious.md``,
-   the nbgrader logs; and a summary on the terminal.
+   the nbgrader logs; and a summary on the terminal. ``grades.csv`` also has each student's
+   wall and CPU time in the sandbox.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,8 +40,10 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from traitlets.config.loader import PyFileConfigLoader
 
-from gradekit.collect import Collected, collect, unpack
+from gradekit.collect import Collected, alias_key, collect, unpack
+from gradekit.feedback import leaking_cells
 from gradekit.repair import repair
+from gradekit.sandbox import Limits, Result, result_dict, run_notebook, sandbox_problem
 from gradekit.scan import Flag, scan
 
 GRADED, NO_SUBMISSION = "graded", "no submission"
@@ -49,6 +60,9 @@ class Row:
     cells: dict[str, float | None] = field(default_factory=dict)  # test cell -> score
     notes: list[str] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
+    on_roster: bool = False
+    wall_s: float | None = None  # in the sandbox, all notebooks of the assignment
+    cpu_s: float | None = None
 
     @property
     def needs_review(self) -> bool:
@@ -93,11 +107,37 @@ def read_roster(path: Path | None) -> dict[str, dict[str, str]]:
     return {row[key].strip(): {k: row[k] for k in ("first_name", "last_name", "email") if row.get(k)} for row in rows if row[key].strip()}
 
 
-def grade(course: Course, assignment: str, submissions: Path, roster_file: Path | None, options: list[str], out: Path) -> list[Row]:
+ALIAS_COLUMNS = ("lms_id", "canvas_id", "moodle_id", "user_id", "login", "sis_login_id", "name")
+
+
+def read_aliases(path: Path | None) -> dict[str, str]:
+    """Roster columns an LMS export names students by (LMS user id, login, name; also
+    ``first_name last_name``), each mapped to the roster id, compared by :func:`alias_key`."""
+    if path is None:
+        return {}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    key = "id" if rows and "id" in rows[0] else "student_id"
+    aliases: dict[str, str] = {}
+    for row in rows:
+        names = [row.get(c) or "" for c in ALIAS_COLUMNS]
+        if row.get("first_name") or row.get("last_name"):
+            first, last = row.get("first_name") or "", row.get("last_name") or ""
+            names += [f"{first} {last}", f"{last}{first}"]
+        for name in names:
+            if name.strip():
+                aliases.setdefault(alias_key(name), row[key].strip())
+    return aliases
+
+
+def grade(course: Course, assignment: str, submissions: Path, roster_file: Path | None, options: list[str], out: Path,
+          limits: Limits | None = None, jobs: int = 1) -> list[Row]:
     """Grade ``submissions`` of ``assignment``; write the report to ``out``; one row per student.
 
-    ``options`` go to ``nbgrader autograde`` (``--ExecutePreprocessor.timeout=30``, ...).
+    ``options`` go to ``nbgrader autograde``; ``limits`` are the sandbox's; ``jobs`` notebooks
+    execute at a time.
     """
+    limits = limits or Limits()
     out.mkdir(parents=True, exist_ok=True)
     roster = read_roster(roster_file)
     _ensure_in_gradebook(course, assignment, out)
@@ -106,8 +146,9 @@ def grade(course: Course, assignment: str, submissions: Path, roster_file: Path 
     if not release_notebooks:
         raise SystemExit(f"ASSIGNMENT: no notebook in {release}")
 
-    collected = collect(unpack(submissions, out, list(roster)), release_notebooks, list(roster))
-    rows = {student: Row(student) for student in roster}
+    aliases = read_aliases(roster_file)
+    collected = collect(unpack(submissions, out, list(roster)), release_notebooks, list(roster), aliases)
+    rows = {student: Row(student, on_roster=True) for student in roster}
     for student, record in collected.items():
         row = rows.setdefault(student, Row(student))
         row.notes += record.notes
@@ -120,11 +161,15 @@ def grade(course: Course, assignment: str, submissions: Path, roster_file: Path 
     with Gradebook(course.db_url) as gradebook:
         for student in rows:
             gradebook.update_or_create_student(student, **roster.get(student, {}))
-    course.nbgrader("autograde", assignment, "--force", *options, log=out / "autograde.log")
+    results = out / "executed"  # not in the course's folders: never inside a sandbox
+    shutil.rmtree(results, ignore_errors=True)
+    execute_all(course, assignment, [s for s in rows if (course.submitted / s / assignment).is_dir() and not rows[s].status.startswith("not graded")],
+                release_notebooks, limits, jobs, results)
+    course.nbgrader("autograde", assignment, "--force", f"--SandboxedExecute.results={results}", *options, log=out / "autograde.log")
     course.nbgrader("generate_feedback", assignment, "--force", log=out / "feedback.log")
     for student in sorted(p.name for p in course.submitted.iterdir() if (p / assignment).is_dir()):
         rows.setdefault(student, Row(student))  # submitted earlier: nbgrader graded it again
-    _read_results(course, assignment, release_notebooks, rows, collected)
+    _read_results(course, assignment, release_notebooks, rows, collected, results)
     ordered = [rows[s] for s in sorted(rows)]
     write_csv(ordered, out / "grades.csv")
     write_suspicious(ordered, out / "suspicious.md")
@@ -160,7 +205,63 @@ def _submit(course: Course, assignment: str, record: Collected, release: Path, r
         nbformat.write(repaired, folder / name)
 
 
-def _read_results(course: Course, assignment: str, notebooks: list[str], rows: dict[str, Row], collected: dict[str, Collected]) -> None:
+def execute_all(course: Course, assignment: str, students: list[str], notebooks: list[str], limits: Limits, jobs: int, results: Path) -> None:
+    """Execute each student's notebooks in a sandbox, ``jobs`` at a time; one JSON result per notebook.
+
+    The notebook each sandbox gets is the one nbgrader would execute: the submitted notebook
+    through ``Autograde``'s sanitising preprocessors (outputs cleared, test and locked cells
+    restored from the gradebook), with the course's configuration.
+    """
+    from nbgrader.converters import Autograde
+
+    names = course.config.Autograde.get("sanitize_preprocessors") or Autograde.class_traits()["sanitize_preprocessors"].default()
+    tasks = []
+    for student in students:
+        for name in notebooks:
+            path = course.submitted / student / assignment / name
+            if not path.is_file():
+                continue
+            nb = nbformat.read(path, as_version=4)
+            resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": Path(name).stem, "db_url": course.db_url}}
+            for preprocessor in names:
+                cls = preprocessor if isinstance(preprocessor, type) else _import(preprocessor)
+                nb, resources = cls(config=course.config).preprocess(nb, resources)
+            tasks.append((student, name, nb))
+    slots = list(range(jobs))
+    lock = threading.Lock()
+
+    def run(task: tuple[str, str, nbformat.NotebookNode]) -> None:
+        student, name, nb = task
+        with lock:
+            slot = slots.pop()
+        try:
+            result = run_notebook(nb, limits, slot=slot, files=course.submitted / student / assignment)
+        finally:
+            with lock:
+                slots.append(slot)
+        folder = results / student
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{Path(name).stem}.json").write_text(json.dumps(result_dict(result)))
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        list(pool.map(run, tasks))
+
+
+def _import(dotted: str) -> type:
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _sandbox_results(results: Path, student: str, notebooks: list[str]) -> list[Result]:
+    found = []
+    for name in notebooks:
+        path = results / student / f"{Path(name).stem}.json"
+        if path.is_file():
+            found.append(Result(**json.loads(path.read_text())))
+    return found
+
+
+def _read_results(course: Course, assignment: str, notebooks: list[str], rows: dict[str, Row], collected: dict[str, Collected], results: Path) -> None:
     with Gradebook(course.db_url) as gradebook:
         graded_assignment = gradebook.find_assignment(assignment)
         test_cells = [(nb.name, cell.name, cell.max_score) for nb in graded_assignment.notebooks for cell in nb.grade_cells]
@@ -173,6 +274,13 @@ def _read_results(course: Course, assignment: str, notebooks: list[str], rows: d
             autograded = [course.autograded / student / assignment / name for name in notebooks]
             if not (course.submitted / student / assignment).is_dir():
                 continue  # no submission
+            ran = _sandbox_results(results, student, notebooks)
+            if ran:
+                row.wall_s, row.cpu_s = sum(r.wall_s for r in ran), sum(r.cpu_s for r in ran)
+            failed = [r.error for r in ran if r.error]
+            if failed:
+                row.status = "not graded: sandbox: " + "; ".join(failed) + "; needs manual review"
+                continue
             if not all(path.is_file() for path in autograded):
                 row.status = f"not graded: nbgrader could not grade it (see {assignment} autograde.log), needs manual review"
                 continue
@@ -180,10 +288,14 @@ def _read_results(course: Course, assignment: str, notebooks: list[str], rows: d
             row.score = gradebook.find_submission(assignment, student).score
             for notebook, cell, _ in test_cells:
                 row.cells[cell] = gradebook.find_grade(cell, notebook, assignment, student).score
-            problems = []
+            problems = [f"sandbox: {v}" for r in ran for v in r.violations]
             for path in autograded:
-                for disabled in nbformat.read(path, as_version=4).metadata.get("gradekit", {}).get("disabled_cells", []):
+                executed = nbformat.read(path, as_version=4)
+                for disabled in executed.metadata.get("gradekit", {}).get("disabled_cells", []):
                     problems.append(f"cell {disabled['grade_id'] or disabled['index']} disabled: {disabled['reason']}")
+                leaking = leaking_cells(executed)
+                if leaking:
+                    problems.append(f"output quotes the hidden tests (cell {', '.join(map(str, leaking))}; removed from the feedback)")
                 if not (course.feedback / student / assignment / f"{path.stem}.html").is_file():
                     row.notes.append(f"no feedback file for {path.name} (see feedback.log)")
             if row.flags:
@@ -197,11 +309,12 @@ def write_csv(rows: list[Row], path: Path) -> None:
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student_id", "status", "score", "max_score", *cells, "notes"])
+        writer.writerow(["student_id", "status", "score", "max_score", *cells, "wall_s", "cpu_s", "notes"])
         for row in rows:
             score = "" if row.score is None else f"{row.score:g}"
             per_cell = ["" if row.cells.get(c) is None else f"{row.cells[c]:g}" for c in cells]
-            writer.writerow([row.student, row.status, score, f"{row.max_score:g}", *per_cell, "; ".join(row.notes)])
+            times = ["" if t is None else f"{t:.1f}" for t in (row.wall_s, row.cpu_s)]
+            writer.writerow([row.student, row.status, score, f"{row.max_score:g}", *per_cell, *times, "; ".join(row.notes)])
     tmp.replace(path)  # never a half-written gradebook export
 
 
@@ -226,6 +339,13 @@ def summary(rows: list[Row], assignment: str, out: Path) -> str:
     for row in rows:
         counts[row.status.split(":")[0]] = counts.get(row.status.split(":")[0], 0) + 1
     lines += [f"  {status}: {n}" for status, n in sorted(counts.items())]
+    off_roster = [r for r in rows if not r.on_roster]
+    if off_roster and any(r.on_roster for r in rows):
+        # an id the roster does not know is usually a student whose upload is named differently
+        # (an LMS user id, a login, NFD accents): never a silent extra row and a silent missing one
+        lines.append(f"  WARNING: {len(off_roster)} submission(s) match no roster id: check the roster's ids against the upload's names")
+        lines += [f"    off the roster: {r.student} ({r.status})" for r in off_roster]
+        lines += [f"    on the roster, no submission: {r.student}" for r in rows if r.on_roster and r.status == NO_SUBMISSION]
     review = [r for r in rows if r.needs_review]
     if review:
         lines.append("  needs attention:")
@@ -243,15 +363,51 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--roster", type=Path, help="CSV with a column id (or student_id): every student gets a row")
     command.add_argument("--timeout", type=int, help="seconds per cell (default: nbgrader_config.py's)")
     command.add_argument("--interrupt-grace", type=float, help="seconds a timed-out cell gets to stop after the interrupt (default 10)")
+    command.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="students graded at a time (default: the number of cores)")
+    command.add_argument("--wall-limit", type=float, help="seconds for one whole notebook in the sandbox (default 1800)")
+    command.add_argument("--memory-mb", type=int, help="address space of each process in the sandbox (default 4096)")
+    command.add_argument("--require-sandbox", action="store_true", help="refuse to grade where bubblewrap cannot run")
     command.add_argument("--course", type=Path, default=Path.cwd(), help="course root (default: here)")
     command.add_argument("--out", type=Path, help="report folder (default: reports/<assignment>)")
     args = parser.parse_args(argv)
     if not args.submissions.exists():
         parser.error(f"SUBMISSIONS: {args.submissions} does not exist")
+    if args.jobs < 1:
+        parser.error(f"--jobs: expected a positive number, got {args.jobs}")
     course = Course(args.course.resolve())
     out = (args.out or course.root / "reports" / args.assignment).resolve()
-    options = [f"--ExecutePreprocessor.timeout={args.timeout}"] if args.timeout else []
-    options += [f"--ResilientExecute.interrupt_grace={args.interrupt_grace}"] if args.interrupt_grace is not None else []
-    rows = grade(course, args.assignment, args.submissions.resolve(), args.roster, options, out)
+    limits = _limits(course, args)
+    problem = sandbox_problem()
+    if problem and args.require_sandbox:
+        raise SystemExit(f"--require-sandbox: {problem}")
+    if problem:
+        print(NOT_SANDBOXED.format(problem=problem), file=sys.stderr)
+    rows = grade(course, args.assignment, args.submissions.resolve(), args.roster, [], out, limits, args.jobs)
     print(summary(rows, args.assignment, out))
+    if problem:
+        print(NOT_SANDBOXED.format(problem=problem))
     return 0
+
+
+NOT_SANDBOXED = """
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!! WARNING: students' code ran WITHOUT the sandbox: {problem}.
+!! It had a clean environment, the limits and a scratch folder, but it could read and write
+!! everything the instructor can (solutions/, gradebook.db, other students' files) and use the
+!! network. Install bubblewrap with working user namespaces, or grade in a container without
+!! network (README, "Isolating the grading run"), and grade again.
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+"""
+
+
+def _limits(course: Course, args: argparse.Namespace) -> Limits:
+    """The sandbox's limits: the command line, else ``nbgrader_config.py``, else :class:`Limits`' defaults."""
+    config = course.config.get("SandboxedExecute", {})
+    defaults = Limits()
+    return Limits(
+        wall_s=args.wall_limit or config.get("wall_limit", defaults.wall_s),
+        memory_mb=args.memory_mb or config.get("memory_mb", defaults.memory_mb),
+        cell_timeout=args.timeout or config.get("timeout", course.config.get("ExecutePreprocessor", {}).get("timeout", defaults.cell_timeout)),
+        interrupt_grace=args.interrupt_grace if args.interrupt_grace is not None else config.get("interrupt_grace", defaults.interrupt_grace),
+        max_output_bytes=course.config.get("LimitOutputBytes", {}).get("max_bytes", defaults.max_output_bytes),
+    )

@@ -111,6 +111,7 @@ class Kind:
     scores: dict[str, float] | None  # per test cell; None when the student cannot be graded
     status: str
     flagged: bool = False  # must appear in the suspicious-submission report
+    violation: str = ""  # what the status must name (attack kinds)
 
     @property
     def total(self) -> float | None:
@@ -169,6 +170,107 @@ def _previous_nbgrader_cell(notebook: NotebookNode, grade_id: str) -> NotebookNo
 WORKFLOW_KINDS = frozenset(
     {"uninterruptible-loop", "exit", "kernel-death", "huge-output", "cheat-ast", "deleted-solution-and-test"}
 )
+
+
+# Attacks on the grading run itself (issue 18), each in a cell of its own after the first solution
+# cell, run in the sandbox: each must fail harmlessly. ``{course}`` is the course's absolute path,
+# ``{assignment}`` and ``{notebook}`` the assignment's. Graded for one assignment only (the first):
+# the sandbox does not depend on the notebook.
+ATTACK_MARK = "ATTACKER-WAS-HERE-8431"
+BACKGROUND_MARK = "987.654"  # a sleep of that many seconds, looked for after grading
+SECRET_VARIABLE = "GRADEKIT_BATTERY_SECRET"
+ATTACKS = {
+    # kind: (what, code, the violation the status names, flagged by the suspicious-code scan)
+    "attack-read-solutions": ("the mistake, then the solution cells read from solutions/ and run", """
+import json
+for _path in ["{course}/solutions/{assignment}/{notebook}", "../../../solutions/{assignment}/{notebook}"]:
+    try:
+        _cells = json.load(open(_path))["cells"]
+    except OSError as _error:
+        _last = _error
+        continue
+    for _cell in _cells:
+        if "BEGIN SOLUTION" in "".join(_cell["source"]):
+            exec("".join(_cell["source"]))
+    break
+else:
+    raise _last
+""", "tried to reach a file outside the sandbox", True),
+    "attack-read-gradebook": ("prints gradebook.db (hidden tests in it)", """
+print(open("{course}/gradebook.db", "rb").read()[:5000])
+""", "tried to reach a file outside the sandbox", False),
+    "attack-write-gradebook": ("sets every score in gradebook.db to 100 and a test's source to `pass`", """
+import sqlite3
+_db = sqlite3.connect("file:{course}/gradebook.db?mode=rw", uri=True)
+_db.execute("update grade set manual_score = 100")
+_db.execute("update source_cell set source = 'pass'")
+_db.commit()
+""", "tried to open a database outside the sandbox", False),
+    "attack-write-others": ("overwrites another student's submitted and autograded notebooks", """
+for _folder in ("submitted", "autograded", "feedback"):
+    with open(f"{course}/{{_folder}}/full/{assignment}/{notebook}", "w") as _file:
+        _file.write("{mark}")
+""", "tried to reach a file outside the sandbox", False),
+    "attack-background": ("starts a detached process meant to rewrite grades.csv later", """
+import subprocess
+subprocess.Popen(["sh", "-c", "sleep {background}; echo 0 > {course}/grades-rewritten"], start_new_session=True)
+""", "background process(es) running, killed", False),
+    "attack-big-file": ("writes a 300 MB file in its folder", """
+with open("big.bin", "wb") as _file:
+    for _ in range(300):
+        _file.write(bytes(2**20))
+""", "hit the file-size limit", False),
+    "attack-network": ("opens a TCP connection to the internet", """
+import socket
+socket.create_connection(("1.1.1.1", 80), timeout=5)
+""", "tried the network (blocked)", False),
+    "attack-environment": ("prints the environment (looking for the instructor's secrets)", """
+import os
+print(sorted(os.environ.items()))
+""", "", False),
+    "attack-processes": ("starts processes until it cannot", """
+import subprocess
+_children = []
+try:
+    for _ in range(5000):
+        _children.append(subprocess.Popen(["sleep", "30"]))
+finally:
+    for _child in _children:
+        _child.kill()
+        _child.wait()
+""", "hit the process limit", False),
+    "attack-memory": ("allocates 64 GB", """
+_block = bytearray(64 * 2**30)
+""", "hit the memory limit", False),
+    "attack-hidden-tests": ("captures the test cells' source from inside the kernel and prints it", """
+import glob, sys
+def _show(info):
+    print("CAPTURED", info.raw_cell)
+    print("FRAME", sys._getframe(1).f_globals.get("In", [])[-1:])
+get_ipython().events.register("pre_run_cell", _show)
+get_ipython().events.register("post_run_cell", lambda result: print("OUT", In[-1]))
+for _path in glob.glob("*.ipynb") + glob.glob("../*/*.ipynb"):
+    print(open(_path).read())
+""", "output quotes the hidden tests", True),
+}
+
+
+def attack_kinds(spec: Spec, course: Path) -> list[Kind]:
+    """The attacks on the grading run, for the course at ``course``."""
+    name = spec.notebook
+    release = read_notebook(RELEASE / spec.assignment / name)
+    full = complete_release(release, read_notebook(SOURCE / spec.assignment / name))
+    wrong = set(spec.wrong)
+    wrong_cell = sorted(wrong, key=spec.solutions.index)[0]
+    battery = []
+    for kind, (what, code, violation, flagged) in ATTACKS.items():
+        code = code.strip().format(course=course, assignment=spec.assignment, notebook=name, mark=ATTACK_MARK, background=BACKGROUND_MARK)
+        if kind == "attack-read-solutions":  # would give full marks to the wrong answer if it worked
+            notebook, scores = _insert_after(_replace(full, spec.wrong), wrong_cell, code), spec.scores(wrong)
+        else:
+            notebook, scores = _insert_after(full, spec.solutions[0], code), spec.scores()
+        battery.append(Kind(kind, what, {name: _bytes(notebook)}, scores, REVIEW if violation else GRADED, flagged=flagged, violation=violation))
+    return battery
 
 
 def kinds(spec: Spec) -> list[Kind]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import zipfile
 from pathlib import Path
 
@@ -181,3 +182,108 @@ def test_assert_close_and_assert_tensor_check_dtype_shape_and_values() -> None:
     checks.assert_tensor(torch.zeros(2, 3, **checks.F32), shape=(2, 3), **checks.F32)
     with pytest.raises(AssertionError, match="shape"):
         checks.assert_tensor(torch.zeros(3, **checks.F32), shape=(2, 3), **checks.F32)
+
+
+# --------------------------------------------------------------------------------------- collect (issue 18)
+def test_several_candidates_are_reported_never_chosen(tmp_path: Path) -> None:
+    notebook = nbformat.writes(_release())
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "sampling-basics.ipynb").write_text(notebook)
+    (tmp_path / "alice" / "sampling-basics (1).ipynb").write_text(notebook)
+    found = collect(tmp_path, ["sampling-basics.ipynb"], ["alice"])
+    assert found["alice"].problem.startswith("several candidates: ")
+    assert "sampling-basics.ipynb" in found["alice"].problem and "sampling-basics (1).ipynb" in found["alice"].problem
+
+
+def test_ids_match_after_nfc_and_case_folding_and_keep_the_roster_spelling(tmp_path: Path) -> None:
+    import unicodedata
+
+    roster_id = unicodedata.normalize("NFC", "Zoë")
+    folder = tmp_path / (unicodedata.normalize("NFD", "zoë") + "_sampling-basics.ipynb")  # as a macOS zip stores it
+    folder.write_text(nbformat.writes(_release()))
+    found = collect(tmp_path, ["sampling-basics.ipynb"], [roster_id])
+    assert list(found) == [roster_id] and found[roster_id].problem is None
+
+
+# --------------------------------------------------------------------------------------- sandbox (issue 18)
+def _sandbox_or_skip() -> None:
+    from gradekit.sandbox import sandbox_problem
+
+    problem = sandbox_problem()
+    if problem:
+        if os.environ.get("LECTUREKIT_REQUIRE_SANDBOX"):
+            pytest.fail(f"LECTUREKIT_REQUIRE_SANDBOX is set, but: {problem}")
+        pytest.skip(f"no sandbox here: {problem}")
+
+
+def _kernel_notebook(*sources: str):
+    notebook = new_notebook(cells=[new_code_cell(source) for source in sources])
+    notebook.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return notebook
+
+
+def test_sandbox_sees_only_what_the_notebook_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradekit.sandbox import Limits, run_notebook
+
+    _sandbox_or_skip()
+    monkeypatch.setenv("GRADEKIT_TEST_SECRET", "do-not-show")
+    here = Path(__file__).resolve().parents[1]
+    result = run_notebook(_kernel_notebook(
+        "import os, lecturekit; print(sorted(os.environ))",
+        f"print(sorted(os.listdir({str(here)!r})))",
+        "print(open(os.environ['HOME'] + '/mine.txt', 'w').write('ok'))",
+    ), Limits(cell_timeout=60, wall_s=120))
+    assert result.error is None and result.sandbox == "bubblewrap"
+    texts = [o.get("text", "") for cell in result.notebook["cells"] for o in cell["outputs"]]
+    assert "GRADEKIT_TEST_SECRET" not in texts[0] and "MPLBACKEND" in texts[0]
+    visible = set(eval(texts[1]))  # the repository as the sandbox shows it: no solutions/, no tests/
+    assert "lecturekit" in visible and visible <= {".venv", "lecturekit", "gradekit"}, visible
+    assert texts[2].strip() == "2", "the scratch folder is not writable"
+    assert result.wall_s > 0 and result.cpu_s > 0
+
+
+def test_sandbox_wall_time_limit_kills_everything() -> None:
+    from gradekit.sandbox import Limits, run_notebook
+
+    _sandbox_or_skip()
+    result = run_notebook(_kernel_notebook("import subprocess\nsubprocess.Popen(['sleep', '4321.5'])\nwhile True:\n    pass"),
+                          Limits(cell_timeout=600, wall_s=8))
+    assert result.error == "hit the wall-time limit (8 s for the whole notebook)"
+    alive = [p for p in Path("/proc").iterdir() if p.name.isdigit() and b"4321.5" in _cmdline(p)]
+    assert not alive, "a process of the sandbox survived the wall-time limit"
+
+
+def _cmdline(path: Path) -> bytes:
+    try:
+        return (path / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_summary_warns_about_every_off_roster_row_and_every_student_left_without() -> None:
+    from gradekit.grade import Row, summary
+
+    rows = [Row("alice", on_roster=True), Row("bob", status="graded", score=3.0, on_roster=True), Row("1234567", status="graded", score=2.0)]
+    text = summary(rows, "01", Path("out"))
+    assert "WARNING: 1 submission(s) match no roster id" in text
+    assert "off the roster: 1234567" in text and "on the roster, no submission: alice" in text
+    assert "WARNING" not in summary(rows[:2], "01", Path("out"))
+
+
+def test_canvas_and_moodle_export_names_map_to_roster_columns(tmp_path: Path) -> None:
+    from gradekit.grade import read_aliases
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("id,first_name,last_name,canvas_id,login\ns01,Jane,Doe,123456,jdoe\ns02,Zoë,Roe,,zroe\n")
+    notebook = nbformat.writes(_release())
+    canvas, moodle = tmp_path / "canvas", tmp_path / "moodle"
+    canvas.mkdir()
+    (canvas / "doejane_123456_7890123_sampling-basics.ipynb").write_text(notebook)
+    (canvas / "roezoë_late_555_7890124_sampling-basics-1.ipynb").write_text(notebook)
+    (moodle / "Jane Doe_991_assignsubmission_file_").mkdir(parents=True)
+    (moodle / "Jane Doe_991_assignsubmission_file_" / "sampling-basics.ipynb").write_text(notebook)
+    aliases = read_aliases(roster)
+    found = collect(canvas, ["sampling-basics.ipynb"], ["s01", "s02"], aliases)
+    assert sorted(found) == ["s01", "s02"] and all(record.problem is None for record in found.values()), found
+    found = collect(moodle, ["sampling-basics.ipynb"], ["s01", "s02"], aliases)
+    assert list(found) == ["s01"] and found["s01"].problem is None

@@ -25,8 +25,16 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from battery import GRADED, NO_SUBMISSION, Kind, Spec, hidden_test_lines, kinds, write_submissions
-from grading_helpers import _ENV, RELEASE, assignment_ids, make_course, nbgrader
+from battery import (ATTACK_MARK, ATTACKS, BACKGROUND_MARK, GRADED, NO_SUBMISSION, SECRET_VARIABLE, Kind, Spec, attack_kinds,
+                     hidden_test_lines, kinds, write_submissions)
+from grading_helpers import _ENV, RELEASE, SOURCE, assignment_ids, is_test_cell, make_course, nbgrader, read_notebook
+
+from gradekit.sandbox import sandbox_problem
+
+# The attacks on the grading run (issue 18) are graded for one assignment: the sandbox does not
+# depend on the notebook, and each attack costs a run of it.
+ATTACK_ASSIGNMENT = (assignment_ids() or [""])[0]
+SECRET = "s3cr3t-of-the-instructor-5521"
 
 # 1 MB: the byte limit keeps 100 kB per cell; the untruncated huge output is 50 MB.
 OUTPUT_CEILING = 1_000_000
@@ -38,8 +46,11 @@ class BatteryRun:
     def __init__(self, assignment: str, directory: Path) -> None:
         self.spec = Spec.load(assignment)
         chosen = os.environ.get("BATTERY_KINDS")  # e.g. "full,default-dtype": a quicker run while writing an exercise
-        self.kinds = [k for k in kinds(self.spec) if not chosen or k.name in chosen.split(",")]
-        self.course = make_course(directory / "course", [assignment])
+        course = directory / "course"
+        self.attacks = assignment == ATTACK_ASSIGNMENT and sandbox_problem() is None
+        every = kinds(self.spec) + (attack_kinds(self.spec, course) if self.attacks else [])
+        self.kinds = [k for k in every if not chosen or k.name in chosen.split(",")]
+        self.course = make_course(course, [assignment])
         nbgrader(self.course, "generate_assignment", assignment, "--force")
         submissions, roster = directory / "submissions", directory / "roster.csv"
         write_submissions(self.kinds, submissions, roster)
@@ -47,9 +58,10 @@ class BatteryRun:
         started = time.perf_counter()
         self.result = subprocess.run(
             [sys.executable, "-m", "gradekit", "grade", assignment, str(submissions), "--roster", str(roster),
-             "--timeout", str(self.spec.timeout), "--out", str(self.out), "--interrupt-grace", "3"],
+             "--timeout", str(self.spec.timeout), "--out", str(self.out), "--interrupt-grace", "3", "--wall-limit", "600"]
+            + (["--require-sandbox"] if os.environ.get("LECTUREKIT_REQUIRE_SANDBOX") else []),
             cwd=self.course,
-            env=os.environ | _ENV | {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])},
+            env=os.environ | _ENV | {SECRET_VARIABLE: SECRET, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])},
             capture_output=True,
             text=True,
             timeout=1800,
@@ -157,6 +169,67 @@ def _battery_class(assignment: str) -> type:
             assert "restored test cell" in run.rows["deleted-tests"]["notes"]
             assert (RELEASE / assignment).is_dir()
 
+        # ---- attacks on the grading run (one assignment) --------------------------------------
+        def _attacks(self, run: BatteryRun) -> None:
+            if assignment != ATTACK_ASSIGNMENT:
+                pytest.skip(f"the attacks are graded for {ATTACK_ASSIGNMENT} only")
+            if not run.attacks:
+                if os.environ.get("LECTUREKIT_REQUIRE_SANDBOX"):
+                    pytest.fail(f"LECTUREKIT_REQUIRE_SANDBOX is set, but: {sandbox_problem()}")
+                pytest.skip(f"no sandbox here: {sandbox_problem()}")
+            run.need(*ATTACKS)
+
+        def test_attacks_fail_with_a_status_naming_them(self, run: BatteryRun) -> None:
+            self._attacks(run)
+            wrong = [f"{name}: {run.rows[name]['status']!r} does not name {violation!r}"
+                     for name, (_, _, violation, _) in ATTACKS.items() if violation not in run.rows[name]["status"]]
+            assert not wrong, "\n".join(wrong)
+
+        def test_attacks_leave_no_process(self, run: BatteryRun) -> None:
+            self._attacks(run)
+            alive = []
+            for entry in Path("/proc").iterdir():
+                try:
+                    if entry.name.isdigit() and BACKGROUND_MARK.encode() in (entry / "cmdline").read_bytes():
+                        alive.append(entry.name)
+                except OSError:
+                    continue
+            assert not alive, f"processes started by a student survived grading: {alive}"
+            assert not (run.course / "grades-rewritten").exists()
+
+        def test_attacks_change_nothing_of_others(self, run: BatteryRun) -> None:
+            self._attacks(run)
+            big = [p for p in run.course.rglob("*") if p.is_file() and p.stat().st_size > 5_000_000]
+            assert not big, f"files over 5 MB in the course: {big}"
+            for path in [*run.course.rglob("*.ipynb"), *run.course.rglob("*.html"), run.out / "grades.csv"]:
+                text = path.read_text(errors="replace")
+                if "attack-write-others" not in path.parts:  # the attacker's own files quote their code
+                    assert ATTACK_MARK not in text, f"{path}: an attacker's text"
+                assert SECRET not in text, f"{path}: the grading shell's environment reached the student"
+            environment = next((run.course / "feedback" / "attack-environment").rglob("*.html")).read_text()
+            assert "MPLBACKEND" in environment, "the environment attack's output is not in its feedback"
+            from nbgrader.api import Gradebook
+
+            source = read_notebook(SOURCE / assignment / run.spec.notebook)
+            tests = {c.metadata.nbgrader["grade_id"]: c.source for c in source.cells if is_test_cell(c)}
+            with Gradebook(f"sqlite:///{run.course / 'gradebook.db'}") as gradebook:
+                notebook = gradebook.find_notebook(run.spec.notebook.removesuffix(".ipynb"), assignment)
+                stored = {cell.name: cell.source for cell in notebook.source_cells if cell.name in tests}
+                scores = {s.student.id: s.score for s in gradebook.find_assignment(assignment).submissions}
+            assert stored == tests, "a test cell's source changed in the gradebook"
+            for kind in run.kinds:
+                if kind.total is not None:
+                    assert scores[kind.name] == kind.total, f"{kind.name}: gradebook score {scores[kind.name]}, expected {kind.total}"
+
+        def test_hidden_tests_captured_in_the_kernel_stay_out_of_feedback(self, run: BatteryRun) -> None:
+            self._attacks(run)
+            secret = hidden_test_lines(assignment)
+            autograded = next((run.course / "autograded" / "attack-hidden-tests").rglob("*.ipynb")).read_text()
+            assert "CAPTURED" in autograded and any(line in autograded for line in secret), "the capture did not happen: the test proves nothing"
+            page = next((run.course / "feedback" / "attack-hidden-tests").rglob("*.html")).read_text()
+            text = html.unescape(re.sub(r"<[^>]+>", "", page))
+            assert not [line for line in secret if line in text]
+
     TestBattery.__name__ = TestBattery.__qualname__ = "TestBattery_" + re.sub(r"\W", "_", assignment)
     return TestBattery
 
@@ -164,3 +237,33 @@ def _battery_class(assignment: str) -> type:
 for _assignment in assignment_ids():
     _cls = _battery_class(_assignment)
     globals()[_cls.__name__] = _cls
+
+
+def _grade_with_jobs(assignment: str, chosen: list[Kind], directory: Path, jobs: int) -> dict[str, dict[str, str]]:
+    course = make_course(directory / "course", [assignment])
+    nbgrader(course, "generate_assignment", assignment, "--force")
+    write_submissions(chosen, directory / "submissions", directory / "roster.csv")
+    spec = Spec.load(assignment)
+    result = subprocess.run(
+        [sys.executable, "-m", "gradekit", "grade", assignment, str(directory / "submissions"), "--roster", str(directory / "roster.csv"),
+         "--timeout", str(spec.timeout), "--out", str(directory / "report"), "--jobs", str(jobs)],
+        cwd=course, env=os.environ | _ENV | {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])},
+        capture_output=True, text=True, timeout=1200,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(directory / "report" / "grades.csv", newline="") as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    for row in rows.values():
+        assert float(row["wall_s"]) > 0 and float(row["cpu_s"]) > 0 if row["score"] else True
+    return {student: {k: v for k, v in row.items() if k not in ("wall_s", "cpu_s")} for student, row in rows.items()}
+
+
+@pytest.mark.grading
+def test_parallel_grading_gives_the_same_results(tmp_path: Path) -> None:
+    """``--jobs 3`` grades three students concurrently, with the rows of ``--jobs 1`` (times aside)."""
+    spec = Spec.load(ATTACK_ASSIGNMENT)
+    chosen = [kind for kind in kinds(spec) if kind.name in ("full", "one-part-wrong", "release")]
+    one = _grade_with_jobs(ATTACK_ASSIGNMENT, chosen, tmp_path / "jobs1", 1)
+    three = _grade_with_jobs(ATTACK_ASSIGNMENT, chosen, tmp_path / "jobs3", 3)
+    assert one == three
+    assert {student: float(row["score"]) for student, row in one.items()} == {kind.name: kind.total for kind in chosen}
