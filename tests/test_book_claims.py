@@ -96,8 +96,6 @@ PENDING = {
     "02-metropolis-hastings",
     "03-latent-generative-models",
     "04-normalizing-flows",
-    "05-variational-inference",
-    "06-flow-corrected-sampling",
     "08-adaptive-flow-mcmc",
     "09-exoplanet-radial-velocity",
     "12-annealing",
