@@ -207,3 +207,92 @@ def test_mode_masses_takes_samples_and_edges_on_any_devices(device: torch.device
     assert torch.allclose(mode_masses(samples, edges), expected)
     assert torch.allclose(mode_masses(samples.cpu(), edges), expected)
     assert torch.allclose(mode_masses(samples, edges.cpu()), expected)
+
+
+# ---------------------------------------------------------------------- evidence and model selection
+
+
+def test_grid_evidence_matches_plain_monte_carlo_over_the_prior(
+    posterior: RadialVelocityPosterior, grid: PeriodPhaseGrid
+) -> None:
+    """Z = E_prior[L(x)] over all four parameters (no closed form used), within 4 MC standard errors;
+    and the grid's value is converged in its resolution."""
+    generator_state = torch.get_rng_state()
+    torch.manual_seed(11)
+    x = posterior.sample_prior(1_000_000)
+    torch.set_rng_state(generator_state)
+    log_likelihood = posterior.log_likelihood(x)
+    n = log_likelihood.numel()
+    estimate = float(torch.logsumexp(log_likelihood, 0)) - math.log(n)
+    w = torch.exp(log_likelihood - log_likelihood.max())
+    stderr = float(w.std() / w.mean()) / math.sqrt(n)
+    assert stderr < 0.1
+    assert abs(estimate - grid.log_evidence()) < 4 * stderr, (estimate, stderr, grid.log_evidence())
+    finer = PeriodPhaseGrid(posterior, n_ln_period=8000, n_phase=512)
+    assert finer.log_evidence() == pytest.approx(grid.log_evidence(), abs=1e-6)
+
+
+def test_no_planet_evidence_matches_quadrature_over_the_constant_velocity() -> None:
+    from lecturekit.radial_velocity import no_planet_log_evidence
+
+    for sigma_v0, seed in ((1.0, 4), (0.3, 7)):
+        data = simulate_observations(seed=seed)
+        v0 = torch.linspace(-10.0, 10.0, 400_001, dtype=F64)
+        residuals = (data.velocities[None] - v0[:, None]) / data.sigma_obs
+        log_integrand = (
+            (-0.5 * residuals.square() - math.log(data.sigma_obs * math.sqrt(2 * math.pi))).sum(1)
+            - 0.5 * (v0 / sigma_v0).square() - math.log(sigma_v0 * math.sqrt(2 * math.pi))
+        )
+        quadrature = float(torch.logsumexp(log_integrand, 0)) + math.log(float(v0[1] - v0[0]))
+        assert no_planet_log_evidence(data, sigma_v0) == pytest.approx(quadrature, abs=1e-8)
+    with pytest.raises(TypeError, match="data"):
+        no_planet_log_evidence("data")
+    with pytest.raises(ValueError, match="sigma_v0"):
+        no_planet_log_evidence(simulate_observations(), sigma_v0=-1.0)
+
+
+def test_prior_with_phase_as_vector_is_the_normalised_prior_of_the_vector_target(
+    posterior: RadialVelocityPosterior,
+) -> None:
+    from lecturekit.radial_velocity import PriorWithPhaseAsVector
+
+    prior = PriorWithPhaseAsVector(posterior)
+    target = AngleAsVector(posterior, index=2)
+    torch.manual_seed(3)
+    y = prior.sample(200_000)
+    assert y.shape == (200_000, 5) and y.dtype == F64
+    # the vector target is the prior times the likelihood
+    difference = target.log_prob(y[:100]) - prior.log_prob(y[:100])
+    assert torch.allclose(difference, posterior.log_likelihood(target.to_angle(y[:100])), atol=1e-10)
+    # moments of the draws: v0 ~ N(0, 1), K ~ N(1, 0.25), u ~ N(0, I), ln P uniform
+    n = y.shape[0]
+    low, high = posterior.ln_period_range
+    expected_mean = torch.tensor([0.0, 1.0, 0.0, 0.0, 0.5 * (low + high)], dtype=F64)
+    expected_std = torch.tensor([1.0, 0.5, 1.0, 1.0, (high - low) / math.sqrt(12)], dtype=F64)
+    z = (y.mean(0) - expected_mean) / (expected_std / math.sqrt(n))
+    assert bool((z.abs() < 4).all()), z
+    assert torch.allclose(y.std(0), expected_std, rtol=0.01)
+    # zero density outside the period range
+    outside = y[:2].clone()
+    outside[:, 4] = high + 0.1
+    assert bool(torch.isneginf(prior.log_prob(outside)).all())
+    with pytest.raises(TypeError, match="posterior"):
+        PriorWithPhaseAsVector("posterior")
+
+
+def test_smc_from_the_prior_estimates_the_grid_evidence(
+    posterior: RadialVelocityPosterior, grid: PeriodPhaseGrid
+) -> None:
+    """SMC along prior -> posterior (likelihood tempering): log Z-hat within 4 of its standard errors."""
+    from lecturekit.radial_velocity import PriorWithPhaseAsVector
+    from lecturekit.samplers import sequential_monte_carlo
+
+    target = AngleAsVector(posterior, index=2)
+    prior = PriorWithPhaseAsVector(posterior)
+    torch.manual_seed(5)
+    result = sequential_monte_carlo(
+        prior, target, 2048, make_kernel=lambda path: MALA(path, min(0.02, 2e-4 / max(path.beta, 1e-6))), n_mcmc_steps=5
+    )
+    value, stderr = float(result.log_partition.value), float(result.log_partition.stderr)
+    assert stderr < 0.3
+    assert abs(value - grid.log_evidence()) < 4 * stderr, (value, stderr, grid.log_evidence())
