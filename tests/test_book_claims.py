@@ -103,7 +103,6 @@ PENDING = {
     "09-exoplanet-radial-velocity",
     "10-will-it-scale",
     "11-neutra-and-global-local",
-    "12-annealing",
     "13-informed-base-measures",
     "14-outlook",
     "intro",
