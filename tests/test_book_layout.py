@@ -68,3 +68,21 @@ def test_book_code_lines_fit_the_page(notebook: Path) -> None:
         if len(line) > MAX_CODE_LINE
     ]
     assert not too_long, f"{notebook.name}: code lines over {MAX_CODE_LINE} characters:\n" + "\n".join(too_long)
+
+
+def _page_title(page: Path) -> str:
+    if page.suffix == ".md":
+        lines = page.read_text().splitlines()
+    else:
+        lines = "".join(json.loads(page.read_text())["cells"][0]["source"]).splitlines()
+    return next((line for line in lines if line.startswith("# ")), "")
+
+
+@pytest.mark.parametrize("entry", _toc_files())
+def test_page_titles_carry_no_math(entry: str) -> None:
+    """Titles appear in every page's sidebar, including pages where Sphinx loads no MathJax
+    (search, index, bibliography), so TeX in a title shows raw there: use Unicode (φ⁴, ℤ₂)."""
+    page = _resolve(entry)
+    assert page is not None
+    title = _page_title(page)
+    assert "$" not in title and "\\(" not in title, f"{page.name}: title {title!r} has TeX; write it in Unicode"
