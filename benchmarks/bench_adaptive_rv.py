@@ -23,11 +23,17 @@ import time
 
 import torch
 
-from lecturekit.angles import AngleAsVector
+from lecturekit.targets.angles import AngleAsVector
 from lecturekit.device import seed_everything, synchronize
-from lecturekit.flows import real_nvp
-from lecturekit.radial_velocity import PeriodPhaseGrid, RadialVelocityPosterior, mode_masses, simulate_observations
-from lecturekit.samplers import MALA, MCMCState, adaptive_flow_mcmc, global_local_mcmc
+from lecturekit.flows.core import real_nvp
+from lecturekit.targets.radial_velocity import (
+    PeriodPhaseGrid,
+    RadialVelocityPosterior,
+    mode_masses,
+    simulate_observations,
+)
+from lecturekit.samplers.adaptive import adaptive_flow_mcmc, global_local_mcmc
+from lecturekit.samplers.mcmc import MALA, MCMCState
 
 TOLERANCE = 0.02
 CHUNK = 50  # production iterations between checks

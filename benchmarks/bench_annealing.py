@@ -39,16 +39,16 @@ import math
 import torch
 
 from lecturekit.device import default_device, seed_everything
-from lecturekit.flows import real_nvp
-from lecturekit.samplers import (
-    MALA,
+from lecturekit.flows.core import real_nvp
+from lecturekit.samplers.mcmc import MALA
+from lecturekit.samplers.smc import (
     annealed_importance_sampling,
     flow_transport_smc,
     sequential_monte_carlo,
     train_craft,
 )
-from lecturekit.targets import GaussianMixture
-from lecturekit.tempering import geometric_schedule
+from lecturekit.targets.toy import GaussianMixture
+from lecturekit.targets.tempering import geometric_schedule
 
 
 def kernel(tempered):

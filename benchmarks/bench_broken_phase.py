@@ -23,12 +23,14 @@ from lecturekit.broken_phase import sign_weight, tunnelling_time
 from lecturekit.device import Timer, default_device, seed_everything
 from lecturekit.diagnostics import mcse
 from lecturekit.distributions import DiagonalGaussian
-from lecturekit.equivariant_flows import z2_lattice_flow
-from lecturekit.lattice_flows import lattice_flow
-from lecturekit.phi4_lattice import Phi4Lattice, magnetization
-from lecturekit.samplers import HMC, FlowIndependenceMetropolis, run_chains
-from lecturekit.symmetry import Z2Symmetrized
-from lecturekit.training import train_reverse_kl
+from lecturekit.flows.equivariant import z2_lattice_flow
+from lecturekit.flows.lattice import lattice_flow
+from lecturekit.targets.phi4_lattice import Phi4Lattice, magnetization
+from lecturekit.samplers.flow_mcmc import FlowIndependenceMetropolis
+from lecturekit.samplers.hmc import HMC
+from lecturekit.samplers.mcmc import run_chains
+from lecturekit.flows.symmetry import Z2Symmetrized
+from lecturekit.training.loop import train_reverse_kl
 
 M2, LAM = -4.0, 3.0
 

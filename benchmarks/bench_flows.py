@@ -32,7 +32,7 @@ from collections.abc import Callable
 import torch
 
 from lecturekit.device import default_device, seed_everything, synchronize
-from lecturekit.flows import real_nvp
+from lecturekit.flows.core import real_nvp
 
 N_LAYERS = 8
 HIDDEN = (128, 128)

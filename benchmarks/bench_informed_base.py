@@ -32,10 +32,14 @@ import torch
 
 from lecturekit.device import Timer, default_device, seed_everything
 from lecturekit.diagnostics import ChainTooShortError, acceptance_rate, mcse
-from lecturekit.flows import real_nvp
-from lecturekit.phi4_chain import Phi4Chain, field_mean, train_reverse_kl_with_tilt_start, transfer_matrix_reference
-from lecturekit.samplers import FlowIndependenceMetropolis, importance_sample, log_partition_estimate, run_chains
-from lecturekit.symmetry import Z2Symmetrized
+from lecturekit.flows.core import real_nvp
+from lecturekit.targets.phi4_chain import Phi4Chain, field_mean, transfer_matrix_reference
+from lecturekit.training.tilt_start import train_reverse_kl_with_tilt_start
+from lecturekit.estimates import log_partition_estimate
+from lecturekit.samplers.flow_mcmc import FlowIndependenceMetropolis
+from lecturekit.samplers.importance import importance_sample
+from lecturekit.samplers.mcmc import run_chains
+from lecturekit.flows.symmetry import Z2Symmetrized
 
 N_TILTED = 50
 BATCH = 256

@@ -24,8 +24,8 @@ import statistics
 import torch
 
 from lecturekit.device import Timer, default_device, seed_everything
-from lecturekit.samplers import MALA
-from lecturekit.targets import MullerBrown
+from lecturekit.samplers.mcmc import MALA
+from lecturekit.targets.toy import MullerBrown
 
 
 def main() -> None:

@@ -38,10 +38,12 @@ from torch import Tensor
 
 from lecturekit.device import seed_everything, synchronize
 from lecturekit.diagnostics import mode_fraction_mcse, mode_occupancy
-from lecturekit.flows import Flow, real_nvp
-from lecturekit.samplers import MALA, GlobalLocalKernel, Kernel, NeuTraTarget
-from lecturekit.targets import GaussianMixture, four_mode_mixture
-from lecturekit.training import train_max_likelihood
+from lecturekit.flows.core import Flow, real_nvp
+from lecturekit.samplers.adaptive import GlobalLocalKernel
+from lecturekit.samplers.mcmc import Kernel, MALA
+from lecturekit.samplers.neutra import NeuTraTarget
+from lecturekit.targets.toy import GaussianMixture, four_mode_mixture
+from lecturekit.training.loop import train_max_likelihood
 
 AIM_ERROR = 0.05
 CHECK_EVERY = 10  # kernel steps between clock readings

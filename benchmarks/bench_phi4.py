@@ -4,7 +4,7 @@ Setting of Albergo et al.'s tutorial (arXiv:2101.08176): L = 8, m^2 = -4, lambda
 ``lattice_flow`` of 16 checkerboard couplings with periodic conv conditioners (hidden
 (8, 8), kernel 3). The training recipe is the book's chapter 3.3: a trainable diagonal
 Gaussian base started at width 0.5, Adam at lr 3e-3 with cosine decay, batch 64,
-gradient clipping at norm 10 (``lecturekit.training.train_reverse_kl``).
+gradient clipping at norm 10 (``lecturekit.training.loop.train_reverse_kl``).
 
 The script, on ``lecturekit.device.default_device()``:
 
@@ -33,11 +33,13 @@ import torch
 from lecturekit.device import Timer, default_device, seed_everything
 from lecturekit.diagnostics import ChainTooShortError, ess_from_log_weights
 from lecturekit.distributions import DiagonalGaussian
-from lecturekit.flows import Flow
-from lecturekit.lattice_flows import lattice_flow
-from lecturekit.phi4_lattice import Phi4Lattice, susceptibility, susceptibility_along_chain
-from lecturekit.samplers import HMC, FlowIndependenceMetropolis, run_chains
-from lecturekit.training import train_reverse_kl
+from lecturekit.flows.core import Flow
+from lecturekit.flows.lattice import lattice_flow
+from lecturekit.targets.phi4_lattice import Phi4Lattice, susceptibility, susceptibility_along_chain
+from lecturekit.samplers.flow_mcmc import FlowIndependenceMetropolis
+from lecturekit.samplers.hmc import HMC
+from lecturekit.samplers.mcmc import run_chains
+from lecturekit.training.loop import train_reverse_kl
 
 L, M2, LAM = 8, -4.0, 8.0
 BATCH_SIZE, LR, MAX_GRAD_NORM = 64, 3e-3, 10.0

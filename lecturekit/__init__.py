@@ -1,30 +1,53 @@
 """lecturekit: the small PyTorch library behind the course
 "Sampling physical states with generative models".
 
-Modules (one concept each):
+Layout (each concept in one file named after it; import from the module that defines a name,
+package ``__init__`` files re-export nothing). Lower layers never import higher ones, and
+``tests/test_import_layers.py`` checks it:
 
-- :mod:`lecturekit.device`      default device, seeding, CUDA-synchronised timing
-- :mod:`lecturekit.targets`     Boltzmann targets: Müller-Brown, Gaussian mixtures
-- :mod:`lecturekit.samplers`    importance sampling (log Z, reweighting), random-walk Metropolis, MALA,
-                                flow independent Metropolis-Hastings, global-local and adaptive flow-MCMC,
-                                resampling, AIS, SMC and annealed flow transport
-- :mod:`lecturekit.tempering`   the tempered path from a base to the target
-- :mod:`lecturekit.annealing`   annealed variational inference and annealed data sets
-- :mod:`lecturekit.diagnostics` effective sample sizes, autocorrelation times, R-hat
-- :mod:`lecturekit.plotting`    energy contours, traces, density heatmaps
-- :mod:`lecturekit.vae`         a small variational auto-encoder (Section 2.1)
-- :mod:`lecturekit.distributions` base measures for flows: standard, diagonal and tridiagonal-precision Gaussians
-- :mod:`lecturekit.flows`       Real NVP: affine couplings, masks, flows, save/load
-- :mod:`lecturekit.lattice_flows` checkerboard couplings with periodic conv nets, for lattice fields
-- :mod:`lecturekit.phi4_lattice`  2D lattice phi^4 (two parameterisations) and its observables
-- :mod:`lecturekit.phi4_chain`  1D phi^4 field (flonaco's convention), its transfer-matrix reference, informed bases
-- :mod:`lecturekit.symmetry`    Z2-symmetrised densities as proposals
-- :mod:`lecturekit.training`    training flows: maximum likelihood, reverse KL, Boltzmann generators
-- :mod:`lecturekit.progress`    progress bars that the book and the tests can silence
-- :mod:`lecturekit.quadrature`  exact 2D reference answers by grid quadrature
-- :mod:`lecturekit.radial_velocity` the exoplanet example: posterior, synthetic data, exact period marginal
-- :mod:`lecturekit.angles`      an angle coordinate sampled as an unconstrained 2-vector (no cut, exact)
-- :mod:`lecturekit.checks`      argument checks shared by every module, and their convention
+1. :mod:`lecturekit.checks`        argument checks shared by every module, and their convention
+2. :mod:`lecturekit.device`        default device, seeding, CUDA-synchronised timing;
+   :mod:`lecturekit.progress`      progress bars that the book and the tests can silence
+3. :mod:`lecturekit.diagnostics`   effective sample sizes, autocorrelation times, R-hat, mode occupancy
+4. :mod:`lecturekit.estimates`     ``Estimate`` (value, standard error) and the self-normalised estimators;
+   :mod:`lecturekit.distributions` tractable densities used as bases and proposals: standard, diagonal
+   and tridiagonal-precision Gaussians;
+   :mod:`lecturekit.broken_phase`  tunnelling times and sign weights of a magnetisation series
+5. :mod:`lecturekit.targets`       what is sampled
+
+   - ``base``            the ``Target`` base class and the ``Proposal`` protocol
+   - ``toy``             Müller-Brown, Gaussian mixtures
+   - ``counting``        ``CountingTarget``, a target that counts its evaluations
+   - ``tempering``       the tempered path from a base to the target, temperature schedules
+   - ``angles``          an angle coordinate sampled as an unconstrained 2-vector
+   - ``phi4_lattice``    2D lattice phi^4 and its observables
+   - ``phi4_chain``      1D phi^4 field, its transfer-matrix reference and informed bases
+   - ``radial_velocity`` the exoplanet example: posterior, synthetic data, exact period marginal
+6. :mod:`lecturekit.quadrature`    exact 2D reference answers by grid quadrature
+7. :mod:`lecturekit.flows`         normalizing flows
+
+   - ``core``            transforms, masks, affine couplings, ``Flow``, ``real_nvp``
+   - ``lattice``         checkerboard couplings with periodic conv nets, ``lattice_flow``
+   - ``equivariant``     Z2-equivariant lattice flows
+   - ``symmetry``        Z2-symmetrised densities as proposals
+   - ``io``              ``save_flow``, ``load_flow``
+8. :mod:`lecturekit.training`      training
+
+   - ``loop``            the optimisation loop, its losses (ML, reverse KL, Boltzmann generator) and trainers
+   - ``tilt_start``      reverse KL that first breaks a Z2 symmetry with a tilt
+   - ``vae``             a small variational auto-encoder
+9. :mod:`lecturekit.samplers`      sampling algorithms
+
+   - ``importance``      importance sampling
+   - ``mcmc``            the ``Kernel`` protocol, random-walk Metropolis, MALA, ``run_chains``
+   - ``hmc``             Hamiltonian Monte Carlo
+   - ``flow_mcmc``       flow independence Metropolis-Hastings
+   - ``adaptive``        global-local and adaptive flow-MCMC
+   - ``neutra``          NeuTra: MCMC in a flow's latent space
+   - ``resampling``      multinomial and systematic resampling
+   - ``smc``             AIS, SMC, annealed flow transport, CRAFT
+   - ``annealing``       annealed variational inference and annealed data sets (trainers that run MCMC)
+10. :mod:`lecturekit.plotting`     energy contours, traces, density heatmaps
 """
 
 __version__ = "0.1.0"

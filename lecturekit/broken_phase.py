@@ -151,7 +151,7 @@ def small_lattice_moments(target: object, n_nodes: int = 64, half_width: float =
     ``log_prob``. Beyond four sites the grid has too many points: the book's reason for
     samplers.
 
-    >>> from lecturekit.phi4_lattice import Phi4Lattice
+    >>> from lecturekit.targets.phi4_lattice import Phi4Lattice
     >>> free = Phi4Lattice(2, m2=1.0, lam=0.0)
     >>> exact = small_lattice_moments(free, n_nodes=48, half_width=6.0)
     >>> round(exact.m2, 6) == round(free.free_magnetization_variance(), 6)

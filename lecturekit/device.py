@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from lecturekit.checks import check_int
-from lecturekit.checks import check_same_device  # re-exported: the check lives in lecturekit.checks
 
 ENV_VARIABLE = "LECTUREKIT_DEVICE"
 SEED_OFFSET_VARIABLE = "LECTUREKIT_SEED_OFFSET"
@@ -29,7 +28,6 @@ __all__ = [
     "ENV_VARIABLE",
     "SEED_OFFSET_VARIABLE",
     "Timer",
-    "check_same_device",
     "default_device",
     "seed_everything",
     "synchronize",

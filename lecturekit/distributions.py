@@ -12,13 +12,13 @@ The interface every base shares (the informed Gaussian of Section 4 follows it t
   in its dtype (gradients flow to trainable parameters);
 - ``log_prob(z)``: the *normalised* log-density of ``z`` of shape ``(..., d)``, shape ``(...)``;
 - ``config()`` and ``from_config(**config)``: JSON-like constructor settings from which
-  :func:`lecturekit.flows.load_flow` rebuilds a module with the same state-dict layout
+  :func:`lecturekit.flows.io.load_flow` rebuilds a module with the same state-dict layout
   (the values then come from the state dict).
 
 :class:`TridiagonalGaussian` is the *informed* base of Section 4.4: a Gaussian whose
 precision matrix is tridiagonal, such as the discretised free field
 :math:`\int \tfrac a2|\nabla\phi|^2 + \phi^2/(2\sigma^2)` (built by
-:meth:`lecturekit.phi4_chain.Phi4Chain.coupled_base`).
+:meth:`lecturekit.targets.phi4_chain.Phi4Chain.coupled_base`).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lecturekit.checks import check_matches_module, check_points, check_positive_int, check_tensor  # check_positive_int re-exported
+from lecturekit.checks import check_matches_module, check_points, check_positive_int, check_tensor
 
-__all__ = ["DiagonalGaussian", "StandardNormal", "TridiagonalGaussian", "check_positive_int"]
+__all__ = ["DiagonalGaussian", "StandardNormal", "TridiagonalGaussian"]
 
 _LOG_TWO_PI = math.log(2 * math.pi)
 
@@ -182,7 +182,7 @@ class TridiagonalGaussian(nn.Module):
     :meth:`precision_matrix` and :meth:`covariance_matrix` are for checks and plots).
 
     The factor is the module's state (buffers ``cholesky_diagonal`` and
-    ``cholesky_off_diagonal``): it moves with ``.to(...)``, and :func:`lecturekit.flows.save_flow`
+    ``cholesky_off_diagonal``): it moves with ``.to(...)``, and :func:`lecturekit.flows.io.save_flow`
     stores it with the flow. The base is fixed (no trainable parameters).
 
     Parameters

@@ -25,7 +25,7 @@ from matplotlib.colors import to_rgb
 from torch import Tensor
 
 from lecturekit.checks import check_int, check_limits, check_number
-from lecturekit.targets import Target
+from lecturekit.targets.base import Target
 
 __all__ = [
     "MULLER_BROWN_XLIM",
@@ -55,7 +55,7 @@ def _infer_placement(obj: object) -> tuple[torch.device, torch.dtype]:
     """Device and floating dtype of the first floating tensor ``obj`` holds; CPU otherwise.
 
     Looks at a module's parameters and buffers (e.g. a flow and its base distribution),
-    then at tensor and module attributes (e.g. a :class:`~lecturekit.targets.GaussianMixture`).
+    then at tensor and module attributes (e.g. a :class:`~lecturekit.targets.toy.GaussianMixture`).
     """
     modules = [obj] if isinstance(obj, torch.nn.Module) else []
     candidates: list[Tensor] = []
@@ -103,7 +103,7 @@ def plot_energy_contours(
     Parameters
     ----------
     target:
-        A :class:`~lecturekit.targets.Target` with ``dim == 2``.
+        A :class:`~lecturekit.targets.base.Target` with ``dim == 2``.
     xlim, ylim:
         Plotting box ``(low, high)``.
     levels:
@@ -211,7 +211,7 @@ def plot_traces(
     """Trace plot: each coordinate against the step, for the first ``max_chains`` chains.
 
     ``samples`` has shape ``(n_steps, n_chains, dim)`` (as in
-    :class:`~lecturekit.samplers.ChainResult`) or ``(n_steps, dim)``. Each coordinate gets
+    :class:`~lecturekit.samplers.mcmc.ChainResult`) or ``(n_steps, dim)``. Each coordinate gets
     one colour, labelled by ``labels`` (default ``x_0, x_1, ...``); the chains of a
     coordinate share it. Draws ``min(max_chains, n_chains) * dim`` lines.
     """

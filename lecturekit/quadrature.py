@@ -26,10 +26,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .checks import check_dtype, check_int, check_limits  # check_limits re-exported
-from .targets import Target
+from lecturekit.checks import check_dtype, check_int, check_limits
+from lecturekit.targets.base import Target
 
-__all__ = ["GridQuadrature", "check_limits"]  # check_limits stays importable from here
+__all__ = ["GridQuadrature"]
 
 
 class GridQuadrature:
@@ -43,7 +43,7 @@ class GridQuadrature:
     ``(n_x, n_y)``, each at least 2. Raises ``ValueError`` when the target's
     ``log_prob`` is NaN or ``+inf`` on the grid, or ``-inf`` everywhere (the box holds no mass).
 
-    >>> from lecturekit.targets import GaussianMixture
+    >>> from lecturekit.targets.toy import GaussianMixture
     >>> quad = GridQuadrature(GaussianMixture(torch.zeros(1, 2)), (-8, 8), (-8, 8), 400)
     >>> abs(quad.log_partition()) < 1e-6  # the mixture is normalised: log Z = 0
     True

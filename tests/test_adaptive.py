@@ -10,16 +10,11 @@ import torch
 from torch import Tensor
 
 from lecturekit.diagnostics import mcse
-from lecturekit.flows import real_nvp
-from lecturekit.samplers import (
-    MALA,
-    GlobalLocalKernel,
-    RandomWalkMetropolis,
-    adaptive_flow_mcmc,
-    global_local_mcmc,
-    run_chains,
-)
-from lecturekit.targets import GaussianMixture, Target
+from lecturekit.flows.core import real_nvp
+from lecturekit.samplers.adaptive import GlobalLocalKernel, adaptive_flow_mcmc, global_local_mcmc
+from lecturekit.samplers.mcmc import MALA, RandomWalkMetropolis, run_chains
+from lecturekit.targets.base import Target
+from lecturekit.targets.toy import GaussianMixture
 
 Z_MAX = 4.0
 

@@ -1,4 +1,4 @@
-"""An angle sampled as a 2-vector (lecturekit.angles): the log-density by hand, the score against
+"""An angle sampled as a 2-vector (lecturekit.targets.angles): the log-density by hand, the score against
 autograd and finite differences, the origin and the cut, the normalisation on a grid, and MALA on
 the wrapped target against a known angle distribution (within 4 MCSE, fixed seeds)."""
 
@@ -10,11 +10,12 @@ import pytest
 import torch
 from torch import Tensor
 
-from lecturekit.angles import AngleAsVector, angle_of
+from lecturekit.targets.angles import AngleAsVector, angle_of
 from lecturekit.diagnostics import mcse
-from lecturekit.radial_velocity import RadialVelocityPosterior, simulate_observations
-from lecturekit.samplers import MALA, run_chains
-from lecturekit.targets import GaussianMixture, Target
+from lecturekit.targets.radial_velocity import RadialVelocityPosterior, simulate_observations
+from lecturekit.samplers.mcmc import MALA, run_chains
+from lecturekit.targets.base import Target
+from lecturekit.targets.toy import GaussianMixture
 
 F64 = torch.float64
 TWO_PI = 2 * math.pi

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lecturekit.annealing import annealed_data_sets, annealed_reverse_kl
-from lecturekit.flows import real_nvp
-from lecturekit.samplers import RandomWalkMetropolis
-from lecturekit.targets import GaussianMixture
+from lecturekit.samplers.annealing import annealed_data_sets, annealed_reverse_kl
+from lecturekit.flows.core import real_nvp
+from lecturekit.samplers.mcmc import RandomWalkMetropolis
+from lecturekit.targets.toy import GaussianMixture
 
 
 def two_modes() -> GaussianMixture:

@@ -30,13 +30,16 @@ from lecturekit.diagnostics import (
     rhat,
 )
 from lecturekit.distributions import DiagonalGaussian, StandardNormal
-from lecturekit.flows import AffineCoupling, alternating_mask, checkerboard_mask, load_flow, real_nvp, save_flow
+from lecturekit.flows.core import AffineCoupling, alternating_mask, checkerboard_mask, real_nvp
+from lecturekit.flows.io import load_flow, save_flow
 from lecturekit.plotting import plot_energy_contours, plot_traces
 from lecturekit.quadrature import GridQuadrature
-from lecturekit.samplers import MALA, RandomWalkMetropolis, importance_sample, run_chains, self_normalized_expectation
-from lecturekit.targets import GaussianMixture, MullerBrown
-from lecturekit.training import forward_kl_loss, train_max_likelihood
-from lecturekit.vae import VAE, train_vae
+from lecturekit.estimates import self_normalized_expectation
+from lecturekit.samplers.importance import importance_sample
+from lecturekit.samplers.mcmc import MALA, RandomWalkMetropolis, run_chains
+from lecturekit.targets.toy import GaussianMixture, MullerBrown
+from lecturekit.training.loop import forward_kl_loss, train_max_likelihood
+from lecturekit.training.vae import VAE, train_vae
 
 INF, NAN = math.inf, math.nan
 META = torch.device("meta")
@@ -410,7 +413,7 @@ def _smc(**kwargs: object) -> object:
 
 
 def _tempering(name: str) -> Callable:
-    from lecturekit import tempering
+    from lecturekit.targets import tempering
 
     return getattr(tempering, name)
 
@@ -422,7 +425,7 @@ def _smc_function(name: str) -> Callable:
 
 
 def _phi4_chain(**kwargs: float) -> object:
-    from lecturekit.phi4_chain import Phi4Chain
+    from lecturekit.targets.phi4_chain import Phi4Chain
 
     return Phi4Chain(**kwargs)
 
@@ -440,13 +443,13 @@ def _hmc(**kwargs: object) -> object:
 
 
 def _rv_mode_masses(edges: torch.Tensor) -> object:
-    from lecturekit.radial_velocity import mode_masses
+    from lecturekit.targets.radial_velocity import mode_masses
 
     return mode_masses(torch.rand(10), edges)
 
 
 def _bg_loss(data: torch.Tensor) -> object:
-    from lecturekit.training import boltzmann_generator_loss
+    from lecturekit.training.loop import boltzmann_generator_loss
 
     return boltzmann_generator_loss(small_flow(), mixture, data, 8)
 

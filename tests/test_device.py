@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from lecturekit.device import ENV_VARIABLE, SEED_OFFSET_VARIABLE, Timer, check_same_device, default_device, seed_everything, synchronize
+from lecturekit.checks import check_same_device
+from lecturekit.device import (
+    ENV_VARIABLE,
+    SEED_OFFSET_VARIABLE,
+    Timer,
+    default_device,
+    seed_everything,
+    synchronize,
+)
 
 
 def test_default_device_honours_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

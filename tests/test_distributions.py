@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch.distributions import Independent, Normal
 
-from lecturekit.distributions import DiagonalGaussian, StandardNormal, check_positive_int
+from lecturekit.checks import check_positive_int
+from lecturekit.distributions import DiagonalGaussian, StandardNormal
 
 LOC = torch.tensor([0.5, -2.0, 3.0], dtype=torch.float64)
 SCALE = torch.tensor([0.3, 1.0, 2.5], dtype=torch.float64)

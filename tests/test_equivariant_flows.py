@@ -1,4 +1,4 @@
-"""Tests for lecturekit.equivariant_flows and lecturekit.broken_phase: equivariance f(-z) = -f(z),
+"""Tests for lecturekit.flows.equivariant and lecturekit.broken_phase: equivariance f(-z) = -f(z),
 even log-det, log-det against the autograd Jacobian (float64), an invariant density; tunnelling
 counts, sign weights and the exact small-lattice moments against the free field."""
 
@@ -15,9 +15,9 @@ from lecturekit.broken_phase import (
     small_lattice_moments,
     tunnelling_time,
 )
-from lecturekit.equivariant_flows import Z2EquivariantConvCoupling, z2_lattice_flow
-from lecturekit.lattice_flows import ConvAffineCoupling
-from lecturekit.phi4_lattice import Phi4Lattice
+from lecturekit.flows.equivariant import Z2EquivariantConvCoupling, z2_lattice_flow
+from lecturekit.flows.lattice import ConvAffineCoupling
+from lecturekit.targets.phi4_lattice import Phi4Lattice
 from test_flows import log_abs_det_autograd
 from test_lattice_flows import perturb
 

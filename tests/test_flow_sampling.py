@@ -12,20 +12,17 @@ from torch import Tensor
 
 from lecturekit.diagnostics import mcse
 from lecturekit.distributions import DiagonalGaussian, StandardNormal
-from lecturekit.flows import Flow, real_nvp
-from lecturekit.samplers import (
-    MALA,
+from lecturekit.flows.core import Flow, real_nvp
+from lecturekit.estimates import log_partition_estimate, reweighted_expectation
+from lecturekit.samplers.flow_mcmc import (
     FlowIndependenceMetropolis,
-    MCMCState,
-    importance_sample,
     independence_log_acceptance_ratio,
-    log_partition_estimate,
     lognormal_independence_acceptance,
-    metropolis_update,
-    reweighted_expectation,
-    run_chains,
 )
-from lecturekit.targets import GaussianMixture, Target
+from lecturekit.samplers.importance import importance_sample
+from lecturekit.samplers.mcmc import MALA, MCMCState, metropolis_update, run_chains
+from lecturekit.targets.base import Target
+from lecturekit.targets.toy import GaussianMixture
 
 Z_MAX = 4.0
 F64 = torch.float64

@@ -15,17 +15,16 @@ from torch import nn
 from torch.autograd.functional import jacobian
 
 from lecturekit.distributions import DiagonalGaussian, StandardNormal
-from lecturekit.flows import (
+from lecturekit.flows.core import (
     AffineCoupling,
     Flow,
     Transform,
     alternating_mask,
     checkerboard_mask,
     half_mask,
-    load_flow,
     real_nvp,
-    save_flow,
 )
+from lecturekit.flows.io import load_flow, save_flow
 
 
 # (mask, description): both the contiguous-block path (views) and the index path (gathers).

@@ -100,7 +100,7 @@ def test_unpack_refuses_paths_that_leave_the_folder(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------- scan
 def test_scan_flags_cheats_and_lecturekit_but_not_ordinary_code() -> None:
     notebook = _release()
-    notebook.cells[0].source = "from lecturekit.samplers import MALA"
+    notebook.cells[0].source = "from lecturekit.samplers.mcmc import MALA"
     notebook.cells[2].source = "import torch as t\nt.allclose = lambda *a, **k: True\nanswer = MALA"
     notebook.cells.append(new_code_cell("get_ipython().ast_transformers.append(None)\nexec('x = 1')"))
     notebook.cells.append(new_code_cell("model.eval()\nlayers.modules()\ntorch.compile\nx = torch.zeros(3)"))
@@ -113,7 +113,7 @@ def test_scan_flags_cheats_and_lecturekit_but_not_ordinary_code() -> None:
 
 def test_scan_exempts_lecturekit_names_the_release_offers() -> None:
     release = _release()
-    release.cells[0].source = "from lecturekit.samplers import MALA\nfrom lecturekit.flows import Flow"
+    release.cells[0].source = "from lecturekit.samplers.mcmc import MALA\nfrom lecturekit.flows.core import Flow"
     solution = release.cells[2]
     solution.source = "def step(flow: Flow):\n    raise NotImplementedError()"
     submission = copy.deepcopy(release)

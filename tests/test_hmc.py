@@ -7,9 +7,10 @@ import torch
 from torch import Tensor
 
 from lecturekit.diagnostics import mcse
-from lecturekit.phi4_lattice import Phi4Lattice, magnetization, site_correlator
-from lecturekit.samplers import HMC, MCMCState, run_chains
-from lecturekit.targets import GaussianMixture
+from lecturekit.targets.phi4_lattice import Phi4Lattice, magnetization, site_correlator
+from lecturekit.samplers.hmc import HMC
+from lecturekit.samplers.mcmc import MCMCState, run_chains
+from lecturekit.targets.toy import GaussianMixture
 from test_samplers import PositiveGamma, chain_z_scores, correlated_gaussian
 
 Z_MAX = 4.0

@@ -1,4 +1,4 @@
-"""Tests for lecturekit.lattice_flows: every log-det against the autograd Jacobian in float64,
+"""Tests for lecturekit.flows.lattice: every log-det against the autograd Jacobian in float64,
 invertibility, periodicity of the conditioner, and argument checks."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from lecturekit.distributions import DiagonalGaussian
-from lecturekit.flows import Flow, Transform, checkerboard_mask, load_flow, save_flow
-from lecturekit.lattice_flows import ConvAffineCoupling, PeriodicConvNet, lattice_flow
+from lecturekit.flows.core import Flow, Transform, checkerboard_mask
+from lecturekit.flows.io import load_flow, save_flow
+from lecturekit.flows.lattice import ConvAffineCoupling, PeriodicConvNet, lattice_flow
 from test_flows import log_abs_det_autograd
 
 F64 = torch.float64

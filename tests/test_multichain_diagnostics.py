@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from lecturekit.diagnostics import ChainTooShortError, ConstantChainError, mcmc_ess, mcse, rhat
-from lecturekit.samplers import MALA, RandomWalkMetropolis, run_chains
-from lecturekit.targets import GaussianMixture, MullerBrown
+from lecturekit.samplers.mcmc import MALA, RandomWalkMetropolis, run_chains
+from lecturekit.targets.toy import GaussianMixture, MullerBrown
 from test_diagnostics import ar1  # stationary AR(1) chains with exact answers
 
 with warnings.catch_warnings():

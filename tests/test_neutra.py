@@ -14,10 +14,12 @@ import pytest
 import torch
 
 from lecturekit.diagnostics import ConstantChainError, ModeOccupancy, mcse, mode_fraction_mcse, mode_occupancy
-from lecturekit.flows import Flow, real_nvp
-from lecturekit.samplers import MALA, NeuTraTarget, RandomWalkMetropolis, global_local_mcmc, run_chains
-from lecturekit.targets import GaussianMixture, four_mode_mixture
-from lecturekit.training import train_max_likelihood
+from lecturekit.flows.core import Flow, real_nvp
+from lecturekit.samplers.adaptive import global_local_mcmc
+from lecturekit.samplers.mcmc import MALA, RandomWalkMetropolis, run_chains
+from lecturekit.samplers.neutra import NeuTraTarget
+from lecturekit.targets.toy import GaussianMixture, four_mode_mixture
+from lecturekit.training.loop import train_max_likelihood
 
 from test_adaptive import HalfPlaneGaussian, z_scores  # N(0, I) on x_0 > 0; (mean - exact) / MCSE
 

@@ -10,10 +10,17 @@ from torch.distributions import MultivariateNormal
 
 from lecturekit.diagnostics import mcse
 from lecturekit.distributions import DiagonalGaussian, TridiagonalGaussian
-from lecturekit.flows import load_flow, real_nvp, save_flow
-from lecturekit.phi4_chain import Phi4Chain, field_mean, mode_masses, site_value, transfer_matrix_reference
-from lecturekit.samplers import MALA, run_chains
-from lecturekit.symmetry import Z2Symmetrized
+from lecturekit.flows.core import real_nvp
+from lecturekit.flows.io import load_flow, save_flow
+from lecturekit.targets.phi4_chain import (
+    Phi4Chain,
+    field_mean,
+    mode_masses,
+    site_value,
+    transfer_matrix_reference,
+)
+from lecturekit.samplers.mcmc import MALA, run_chains
+from lecturekit.flows.symmetry import Z2Symmetrized
 
 F64 = {"dtype": torch.float64}
 
@@ -227,7 +234,7 @@ def test_symmetrised_sampling_flips_signs_and_reports_its_log_density():
 
 
 def test_tilted_start_breaks_the_symmetry_towards_the_chosen_mode():
-    from lecturekit.phi4_chain import train_reverse_kl_with_tilt_start
+    from lecturekit.training.tilt_start import train_reverse_kl_with_tilt_start
 
     target = Phi4Chain(n_sites=10, a=0.1, beta=20.0)
     flow = real_nvp(10, n_layers=2, hidden=(16,), base=target.coupled_base())

@@ -1,4 +1,4 @@
-"""Tests for lecturekit.phi4_lattice: the action by hand, the score, the two parameterisations,
+"""Tests for lecturekit.targets.phi4_lattice: the action by hand, the score, the two parameterisations,
 the observables, and the free field's exact propagator."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from lecturekit.phi4_lattice import (
+from lecturekit.targets.phi4_lattice import (
     Phi4Lattice,
     albergo_from_del_debbio,
     del_debbio_from_albergo,
@@ -20,7 +20,7 @@ from lecturekit.phi4_lattice import (
     two_point_function,
 )
 from lecturekit.diagnostics import integrated_autocorr_time, mcse
-from lecturekit.targets import Target
+from lecturekit.targets.base import Target
 
 F64 = torch.float64
 

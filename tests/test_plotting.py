@@ -21,7 +21,8 @@ from lecturekit.plotting import (  # noqa: E402
     plot_traces,
     plot_trajectory,
 )
-from lecturekit.targets import GaussianMixture, MullerBrown, Target  # noqa: E402
+from lecturekit.targets.base import Target
+from lecturekit.targets.toy import GaussianMixture, MullerBrown  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lecturekit.quadrature import GridQuadrature
-from lecturekit.targets import GaussianMixture, MullerBrown
+from lecturekit.targets.toy import GaussianMixture, MullerBrown
 
 
 def test_normalised_mixture_has_log_partition_zero_and_exact_moments() -> None:

@@ -9,18 +9,19 @@ import math
 import pytest
 import torch
 
-from lecturekit.angles import AngleAsVector
+from lecturekit.targets.angles import AngleAsVector
 from lecturekit.diagnostics import integrated_autocorr_time
-from lecturekit.flows import real_nvp
-from lecturekit.radial_velocity import (
+from lecturekit.flows.core import real_nvp
+from lecturekit.targets.radial_velocity import (
     PeriodPhaseGrid,
     RadialVelocityPosterior,
     mode_masses,
     radial_velocity,
     simulate_observations,
 )
-from lecturekit.samplers import MALA, adaptive_flow_mcmc, run_chains
-from lecturekit.targets import Target
+from lecturekit.samplers.adaptive import adaptive_flow_mcmc
+from lecturekit.samplers.mcmc import MALA, run_chains
+from lecturekit.targets.base import Target
 
 F64 = torch.float64
 
@@ -233,7 +234,7 @@ def test_grid_evidence_matches_plain_monte_carlo_over_the_prior(
 
 
 def test_no_planet_evidence_matches_quadrature_over_the_constant_velocity() -> None:
-    from lecturekit.radial_velocity import no_planet_log_evidence
+    from lecturekit.targets.radial_velocity import no_planet_log_evidence
 
     for sigma_v0, seed in ((1.0, 4), (0.3, 7)):
         data = simulate_observations(seed=seed)
@@ -254,7 +255,7 @@ def test_no_planet_evidence_matches_quadrature_over_the_constant_velocity() -> N
 def test_prior_with_phase_as_vector_is_the_normalised_prior_of_the_vector_target(
     posterior: RadialVelocityPosterior,
 ) -> None:
-    from lecturekit.radial_velocity import PriorWithPhaseAsVector
+    from lecturekit.targets.radial_velocity import PriorWithPhaseAsVector
 
     prior = PriorWithPhaseAsVector(posterior)
     target = AngleAsVector(posterior, index=2)
@@ -284,8 +285,8 @@ def test_smc_from_the_prior_estimates_the_grid_evidence(
     posterior: RadialVelocityPosterior, grid: PeriodPhaseGrid
 ) -> None:
     """SMC along prior -> posterior (likelihood tempering): log Z-hat within 4 of its standard errors."""
-    from lecturekit.radial_velocity import PriorWithPhaseAsVector
-    from lecturekit.samplers import sequential_monte_carlo
+    from lecturekit.targets.radial_velocity import PriorWithPhaseAsVector
+    from lecturekit.samplers.smc import sequential_monte_carlo
 
     target = AngleAsVector(posterior, index=2)
     prior = PriorWithPhaseAsVector(posterior)

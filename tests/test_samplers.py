@@ -14,19 +14,19 @@ import torch
 from torch import Tensor
 
 from lecturekit.diagnostics import mcse
-from lecturekit.samplers import (
-    MALA,
+from lecturekit.estimates import self_normalized_expectation
+from lecturekit.samplers.importance import ImportanceResult, importance_sample
+from lecturekit.samplers.mcmc import (
     ChainResult,
-    ImportanceResult,
+    MALA,
     MCMCState,
     RandomWalkMetropolis,
-    importance_sample,
     metropolis_accept,
     metropolis_update,
     run_chains,
-    self_normalized_expectation,
 )
-from lecturekit.targets import GaussianMixture, MullerBrown, Target
+from lecturekit.targets.base import Target
+from lecturekit.targets.toy import GaussianMixture, MullerBrown
 
 Z_MAX = 4.0  # two-sided; about 6e-5 false alarms per z-score for an exact Gaussian
 F64 = torch.float64

@@ -10,24 +10,23 @@ import torch
 from torch import Tensor
 
 from lecturekit.distributions import StandardNormal
-from lecturekit.flows import Flow, real_nvp
-from lecturekit.samplers import (
-    MALA,
-    RandomWalkMetropolis,
+from lecturekit.flows.core import Flow, real_nvp
+from lecturekit.estimates import log_partition_estimate
+from lecturekit.samplers.mcmc import MALA, RandomWalkMetropolis
+from lecturekit.samplers.resampling import multinomial_resample, systematic_resample
+from lecturekit.samplers.smc import (
     annealed_importance_sampling,
     conditional_ess,
     flow_transport_smc,
     incremental_log_weights,
-    log_partition_estimate,
     log_partition_from_genealogy,
-    multinomial_resample,
     next_inverse_temperature,
     sequential_monte_carlo,
-    systematic_resample,
     train_craft,
 )
-from lecturekit.targets import GaussianMixture, Target
-from lecturekit.tempering import TemperedPath, check_schedule, geometric_schedule
+from lecturekit.targets.base import Target
+from lecturekit.targets.toy import GaussianMixture
+from lecturekit.targets.tempering import TemperedPath, check_schedule, geometric_schedule
 
 Z_MAX = 4.0
 F64 = {"dtype": torch.float64}

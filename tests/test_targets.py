@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from lecturekit.targets import GaussianMixture, MullerBrown, Target, four_mode_mixture
+from lecturekit.targets.base import Target
+from lecturekit.targets.toy import GaussianMixture, MullerBrown, four_mode_mixture
 
 F64 = torch.float64
 Z_MAX = 4.0

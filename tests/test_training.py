@@ -8,14 +8,15 @@ import math
 import pytest
 import torch
 
-import lecturekit.training as training
+import lecturekit.training.loop as training
 from lecturekit.device import seed_everything
 from lecturekit.diagnostics import ess_from_log_weights
 from lecturekit.distributions import DiagonalGaussian, StandardNormal
-from lecturekit.flows import Flow, Transform, real_nvp
+from lecturekit.flows.core import Flow, Transform, real_nvp
 from lecturekit.progress import progress_bar
-from lecturekit.targets import GaussianMixture, Target
-from lecturekit.training import (
+from lecturekit.targets.base import Target
+from lecturekit.targets.toy import GaussianMixture
+from lecturekit.training.loop import (
     StepResult,
     TrainingHistory,
     boltzmann_generator_loss,

@@ -1,4 +1,4 @@
-"""Tests of lecturekit.vae against the linear-Gaussian model, whose marginal and posterior are exact.
+"""Tests of lecturekit.training.vae against the linear-Gaussian model, whose marginal and posterior are exact.
 
 With a linear decoder x = W z + b + sigma * eps and z ~ N(0, I), the marginal is
 p(x) = N(b, W W^T + sigma^2 I); when W has orthogonal columns the posterior p(z | x) is a
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lecturekit.device import seed_everything
-from lecturekit.vae import VAE, train_vae
+from lecturekit.training.vae import VAE, train_vae
 
 DATA_DIM, LATENT_DIM, SIGMA = 3, 2, 0.4
 

@@ -6,7 +6,7 @@ Each iteration of the **global-local** ("explore-exploit") sampler moves every w
 1. one *global* step: independent Metropolis-Hastings with a flow proposal
    :math:`x' \sim \rho_\theta`, accepted with
    :math:`\min[1, \rho_*(x')\rho_\theta(x) / (\rho_*(x)\rho_\theta(x'))]`
-   (:class:`~lecturekit.samplers.FlowIndependenceMetropolis`);
+   (:class:`~lecturekit.samplers.flow_mcmc.FlowIndependenceMetropolis`);
 2. ``n_local_steps`` *local* steps of any kernel (MALA by default).
 
 Both kernels leave :math:`\rho_*` invariant, so their composition does too, whatever the
@@ -20,8 +20,8 @@ gradient step of the flow on the walkers' current positions after every iteratio
 
     \theta \leftarrow \theta + \eta\,\nabla_\theta\,\frac1N\sum_{i=1}^N \log\rho_\theta(x^i_{t+1}),
 
-(here with Adam, through :func:`lecturekit.training.train_flow` and
-:func:`lecturekit.training.forward_kl_loss`), so that the flow learns from the chains the
+(here with Adam, through :func:`lecturekit.training.loop.train_flow` and
+:func:`lecturekit.training.loop.forward_kl_loss`), so that the flow learns from the chains the
 modes that they have found and the global step learns to jump between them. A flow that
 changes with the chain's history breaks the Markov property: only the *production*
 phase, run afterwards with the flow frozen, is an exact MCMC sampler of :math:`\rho_*`.
@@ -36,13 +36,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ..checks import check_int
-from ..flows import Flow
-from ..progress import progress_bar
-from ..targets import Target
-from ..training import StepResult, forward_kl_loss, train_flow
-from .flow_mcmc import FlowIndependenceMetropolis
-from .mcmc import MALA, Kernel, MCMCState
+from lecturekit.checks import check_int
+from lecturekit.flows.core import Flow
+from lecturekit.progress import progress_bar
+from lecturekit.targets.base import Target
+from lecturekit.training.loop import StepResult, forward_kl_loss, train_flow
+from lecturekit.samplers.flow_mcmc import FlowIndependenceMetropolis
+from lecturekit.samplers.mcmc import MALA, Kernel, MCMCState
 
 __all__ = [
     "AdaptiveHistory",
@@ -65,7 +65,7 @@ class GlobalLocalKernel:
     r"""One flow-IMH step then ``n_local_steps`` steps of ``local_kernel``, as one kernel.
 
     It has the kernels' ``init(position) -> MCMCState`` / ``step(state) -> (state, info)``
-    shape, so :func:`~lecturekit.samplers.run_chains` can drive it too. The state caches
+    shape, so :func:`~lecturekit.samplers.mcmc.run_chains` can drive it too. The state caches
     what the *local* kernel caches (``log_prob``, and the score for MALA); the flow's
     density at the walkers is evaluated afresh at the start of every step, so the flow may
     change between steps (training) without leaving a stale density in the state.
@@ -149,7 +149,7 @@ def adaptive_flow_mcmc(
     r"""Adaptive flow-MCMC (Gabrié, Rotskoff & Vanden-Eijnden, PNAS 2022), vectorised over walkers.
 
     Runs ``n_training`` iterations of the :class:`GlobalLocalKernel` (one flow-IMH step, then
-    ``n_local_steps`` steps of ``local_kernel``, by default :class:`~lecturekit.samplers.MALA`
+    ``n_local_steps`` steps of ``local_kernel``, by default :class:`~lecturekit.samplers.mcmc.MALA`
     with step size ``local_step_size``), each followed by one Adam step (learning rate ``lr``,
     gradient norm clipped to ``max_grad_norm``) on the maximum-likelihood loss
     :math:`-\frac1N\sum_i\log\rho_\theta(x^i)` of the walkers' current positions; then
@@ -160,12 +160,12 @@ def adaptive_flow_mcmc(
     (``(n_walkers, dim)``, inside the target's support, in the flow's dtype and on its device);
     ``flow`` is trained in place. ``n_training = 0`` is the global-local sampler with a
     frozen flow (:func:`global_local_mcmc`). The training steps go through
-    :func:`lecturekit.training.train_flow`, which raises ``FloatingPointError`` (and restores
+    :func:`lecturekit.training.loop.train_flow`, which raises ``FloatingPointError`` (and restores
     the flow) if the loss stops being finite. Every ``thin``-th position is kept.
     ``progress=True`` shows ``tqdm`` bars.
 
-    >>> from lecturekit.flows import real_nvp
-    >>> from lecturekit.targets import GaussianMixture
+    >>> from lecturekit.flows.core import real_nvp
+    >>> from lecturekit.targets.toy import GaussianMixture
     >>> target = GaussianMixture(torch.tensor([[1.0, 1.0], [-1.0, -1.0]]), 0.1)
     >>> result = adaptive_flow_mcmc(target, real_nvp(2, n_layers=2), torch.zeros(16, 2), 3, 4)
     >>> result.samples.shape, result.training_samples.shape, len(result.history.loss)

@@ -30,11 +30,12 @@ import math
 import torch
 from torch import Tensor
 
-from ..checks import check_number
-from ..device import check_same_device
-from ..targets import Target, check_points
-from .importance import Proposal, check_target_and_proposal
-from .mcmc import MCMCState, StepInfo, _LocalKernel, check_target_device, metropolis_update
+from lecturekit.checks import check_number
+from lecturekit.checks import check_same_device
+from lecturekit.checks import check_points
+from lecturekit.targets.base import Target
+from lecturekit.targets.base import Proposal, check_target_and_proposal
+from lecturekit.samplers.mcmc import MCMCState, StepInfo, _LocalKernel, check_target_device, metropolis_update
 
 __all__ = ["FlowIndependenceMetropolis", "independence_log_acceptance_ratio", "lognormal_independence_acceptance"]
 
@@ -124,17 +125,17 @@ class FlowIndependenceMetropolis:
     ``proposal.sample_and_log_prob`` (or ``sample`` then ``log_prob`` for a proposal
     without it), evaluates the target there, and accepts with
     :func:`independence_log_acceptance_ratio` through the shared
-    :func:`~lecturekit.samplers.metropolis_update`. Nothing carries gradients.
+    :func:`~lecturekit.samplers.mcmc.metropolis_update`. Nothing carries gradients.
 
     Parameters
     ----------
     target:
-        The :class:`~lecturekit.targets.Target` to sample (unnormalised is fine).
+        The :class:`~lecturekit.targets.base.Target` to sample (unnormalised is fine).
     proposal:
-        A flow, or any :class:`~lecturekit.samplers.Proposal` with a *normalised* ``log_prob``.
+        A flow, or any :class:`~lecturekit.targets.base.Proposal` with a *normalised* ``log_prob``.
 
-    >>> from lecturekit.flows import real_nvp
-    >>> from lecturekit.targets import GaussianMixture
+    >>> from lecturekit.flows.core import real_nvp
+    >>> from lecturekit.targets.toy import GaussianMixture
     >>> flow = real_nvp(2, n_layers=2)
     >>> kernel = FlowIndependenceMetropolis(GaussianMixture(torch.zeros(1, 2)), flow)
     >>> state, info = kernel.step(kernel.init(flow.sample(8)))

@@ -25,9 +25,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..checks import check_number, check_positive_int
-from ..targets import Target
-from .mcmc import MCMCState, StepInfo, _add_scaled, _GradientKernel, metropolis_update
+from lecturekit.checks import check_number, check_positive_int
+from lecturekit.targets.base import Target
+from lecturekit.samplers.mcmc import MCMCState, StepInfo, _add_scaled, _GradientKernel, metropolis_update
 
 __all__ = ["HMC"]
 
@@ -43,7 +43,7 @@ class HMC(_GradientKernel):
     gradient is the cached one). Trajectories that leave the support or blow up (a
     non-finite log-density or score anywhere) are rejected by :func:`metropolis_update`.
 
-    >>> from lecturekit.targets import GaussianMixture
+    >>> from lecturekit.targets.toy import GaussianMixture
     >>> kernel = HMC(GaussianMixture(torch.zeros(1, 2)), step_size=0.3, n_leapfrog=5)
     >>> state, info = kernel.step(kernel.init(torch.zeros(8, 2)))
     >>> state.position.shape, info.accepted.shape

@@ -27,10 +27,11 @@ from typing import NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from ..checks import check_positive_int, check_same_device, check_tensor
-from ..diagnostics import acceptance_rate
-from ..progress import progress_bar
-from ..targets import Target, check_points
+from lecturekit.checks import check_positive_int, check_same_device, check_tensor
+from lecturekit.diagnostics import acceptance_rate
+from lecturekit.progress import progress_bar
+from lecturekit.checks import check_points
+from lecturekit.targets.base import Target
 
 __all__ = [
     "MALA",
@@ -154,7 +155,7 @@ class _LocalKernel:
 
     def __init__(self, target: Target, step_size: float | Tensor) -> None:
         if not isinstance(target, Target):
-            raise TypeError(f"target must be a lecturekit.targets.Target, got {type(target).__name__}")
+            raise TypeError(f"target must be a lecturekit.targets.base.Target, got {type(target).__name__}")
         self.target = target
         self.step_size = _check_step_size(step_size)
 
@@ -214,7 +215,7 @@ class RandomWalkMetropolis(_LocalKernel):
     of shape ``(n_chains,)`` giving each chain its own. One step costs one target
     ``log_prob`` evaluation.
 
-    >>> from lecturekit.targets import GaussianMixture
+    >>> from lecturekit.targets.toy import GaussianMixture
     >>> kernel = RandomWalkMetropolis(GaussianMixture(torch.zeros(1, 2)), step_size=1.0)
     >>> state, info = kernel.step(kernel.init(torch.zeros(8, 2)))
     >>> state.position.shape, info.accepted.shape

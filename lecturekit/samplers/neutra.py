@@ -20,13 +20,13 @@ a standard normal that a local kernel explores with large steps. Here :math:`T` 
 flow's sampling direction, ``flow.forward`` (the lecture's slide names the normalising
 direction :math:`T_\theta`, so its :math:`T_\theta^{-1}` is this :math:`T`).
 
-:class:`NeuTraTarget` is a :class:`~lecturekit.targets.Target`, so every kernel of
+:class:`NeuTraTarget` is a :class:`~lecturekit.targets.base.Target`, so every kernel of
 :mod:`lecturekit.samplers` runs on it unchanged; :meth:`NeuTraTarget.to_target` maps latent
 chains back and :meth:`NeuTraTarget.to_latent` maps starting points in.
 
->>> from lecturekit.flows import real_nvp
->>> from lecturekit.samplers import MALA, run_chains
->>> from lecturekit.targets import GaussianMixture
+>>> from lecturekit.flows.core import real_nvp
+>>> from lecturekit.samplers.mcmc import MALA, run_chains
+>>> from lecturekit.targets.toy import GaussianMixture
 >>> target = GaussianMixture(torch.tensor([[1.0, 1.0], [-1.0, -1.0]]), 0.5)
 >>> latent = NeuTraTarget(target, real_nvp(2, n_layers=2))
 >>> result = run_chains(MALA(latent, step_size=0.1), latent.to_latent(target.sample(8)), 5)
@@ -41,12 +41,13 @@ import math
 import torch
 from torch import Tensor
 
-from ..checks import check_matches_module
-from ..distributions import check_positive_int
-from ..flows import Flow
-from ..targets import Target, check_points, log_prob_and_score_by_autograd
-from .importance import check_target_and_proposal
-from .mcmc import check_target_device
+from lecturekit.checks import check_matches_module
+from lecturekit.checks import check_positive_int
+from lecturekit.flows.core import Flow
+from lecturekit.checks import check_points
+from lecturekit.targets.base import Target, log_prob_and_score_by_autograd
+from lecturekit.targets.base import check_target_and_proposal
+from lecturekit.samplers.mcmc import check_target_device
 
 __all__ = ["NeuTraTarget"]
 
@@ -74,9 +75,9 @@ class NeuTraTarget(Target):
     Parameters
     ----------
     target:
-        The :class:`~lecturekit.targets.Target` :math:`\rho_*` in the original space.
+        The :class:`~lecturekit.targets.base.Target` :math:`\rho_*` in the original space.
     flow:
-        A :class:`~lecturekit.flows.Flow` of the same dimension; ``flow.forward(z)`` is
+        A :class:`~lecturekit.flows.core.Flow` of the same dimension; ``flow.forward(z)`` is
         :math:`(T(z), \log|\det\partial T/\partial z|)`.
     """
 

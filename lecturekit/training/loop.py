@@ -53,9 +53,9 @@ from lecturekit.checks import (
     check_positive_int,
     check_tensor,
 )
-from lecturekit.flows import Flow
+from lecturekit.flows.core import Flow
 from lecturekit.progress import progress_bar
-from lecturekit.targets import Target
+from lecturekit.targets.base import Target
 
 __all__ = [
     "StepResult",
@@ -84,7 +84,7 @@ def _check_flow(flow: object) -> Flow:
 
 def _check_target(target: object, flow: Flow) -> Target:
     if not isinstance(target, Target):
-        raise TypeError(f"target must be a lecturekit.targets.Target, got {type(target).__name__}")
+        raise TypeError(f"target must be a lecturekit.targets.base.Target, got {type(target).__name__}")
     if target.dim != flow.dim:
         raise ValueError(f"target.dim={target.dim} does not match flow.dim={flow.dim}")
     return target
@@ -148,8 +148,8 @@ def reverse_kl_loss(flow: Flow, target: Target, n_samples: int, beta: float = 1.
     move the minimum, and :math:`L_\mathrm{KL} \ge -\log Z_\beta` with equality only when
     :math:`\rho_\theta = \rho_*^\beta / Z_\beta`.
 
-    >>> from lecturekit.flows import real_nvp
-    >>> from lecturekit.targets import GaussianMixture
+    >>> from lecturekit.flows.core import real_nvp
+    >>> from lecturekit.targets.toy import GaussianMixture
     >>> loss = reverse_kl_loss(real_nvp(2, n_layers=2), GaussianMixture(torch.zeros(1, 2)), 64)
     >>> loss.shape, loss.requires_grad
     (torch.Size([]), True)
@@ -376,8 +376,8 @@ def train_reverse_kl(
     every batch. Reverse KL is *mode seeking*: a flow that never puts samples in a mode
     gets no gradient to find it (mode collapse, Section 3.1).
 
-    >>> from lecturekit.flows import real_nvp
-    >>> from lecturekit.targets import GaussianMixture
+    >>> from lecturekit.flows.core import real_nvp
+    >>> from lecturekit.targets.toy import GaussianMixture
     >>> history = train_reverse_kl(real_nvp(2, n_layers=2), GaussianMixture(torch.ones(1, 2)), n_steps=3)
     >>> len(history.loss), len(history.ess)
     (3, 3)

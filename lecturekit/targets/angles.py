@@ -60,8 +60,8 @@ import numbers
 import torch
 from torch import Tensor
 
-from .checks import check_int, check_number, check_points, check_tensor
-from .targets import Target
+from lecturekit.checks import check_int, check_number, check_points, check_tensor
+from lecturekit.targets.base import Target
 
 __all__ = ["AngleAsVector", "angle_of"]
 
@@ -88,7 +88,7 @@ def angle_of(u: Tensor) -> Tensor:
 class AngleAsVector(Target):
     r"""``target`` with its angle coordinate ``index`` sampled as a 2-vector (see the module docstring).
 
-    ``target`` is any :class:`~lecturekit.targets.Target` whose coordinate ``index`` is an
+    ``target`` is any :class:`~lecturekit.targets.base.Target` whose coordinate ``index`` is an
     angle with support in :math:`[0, 2\pi)` (values of ``target`` outside that interval are
     never queried). The wrapped target has ``dim = target.dim + 1``: coordinates
     ``index`` and ``index + 1`` hold :math:`u = r(\cos\phi, \sin\phi)` and the others follow
@@ -96,7 +96,7 @@ class AngleAsVector(Target):
     :math:`\log p(x) - |u|^2/2` with :math:`x` = :meth:`to_angle` (y), normalised exactly
     when :math:`p` is. :meth:`from_angle` maps points of ``target`` to points of this one.
 
-    >>> from lecturekit.radial_velocity import RadialVelocityPosterior, simulate_observations
+    >>> from lecturekit.targets.radial_velocity import RadialVelocityPosterior, simulate_observations
     >>> posterior = RadialVelocityPosterior(simulate_observations())
     >>> vector = AngleAsVector(posterior, index=2)
     >>> vector.dim, vector.names

@@ -60,7 +60,7 @@ from torch import Tensor
 
 from lecturekit.checks import check_number, check_points, check_positive_int
 from lecturekit.diagnostics import integrated_autocorr_time, mcse
-from lecturekit.targets import Target
+from lecturekit.targets.base import Target
 
 __all__ = [
     "Phi4Lattice",
@@ -118,7 +118,7 @@ def del_debbio_from_albergo(m2: float, lam: float) -> tuple[float, float]:
 
 
 class Phi4Lattice(Target):
-    r"""The :math:`\phi^4` action on a periodic :math:`L\times L` lattice as a :class:`~lecturekit.targets.Target`.
+    r"""The :math:`\phi^4` action on a periodic :math:`L\times L` lattice as a :class:`~lecturekit.targets.base.Target`.
 
     .. math::
 

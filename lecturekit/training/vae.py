@@ -53,7 +53,7 @@ from lecturekit.checks import (
     check_positive_int,
     check_widths,
 )
-from lecturekit.flows import mlp
+from lecturekit.flows.core import mlp
 from lecturekit.progress import progress_bar
 
 __all__ = ["VAE", "train_vae"]

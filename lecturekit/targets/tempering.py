@@ -12,7 +12,7 @@ goes from :math:`\gamma_0 = \rho_B` (:math:`Z_0 = 1`) to :math:`\gamma_1 = \gamm
 (:math:`Z_1 = Z`) (Neal, Stat. Comput. 2001; Gelman & Meng, Stat. Sci. 1998). Without a base
 it is the slide's :math:`\gamma_\beta = e^{-\beta U}`, the target at inverse temperature
 :math:`\beta` (power tempering), whose modes widen and barriers drop as :math:`\beta` falls.
-:class:`TemperedPath` is one point of that path, a :class:`~lecturekit.targets.Target` that
+:class:`TemperedPath` is one point of that path, a :class:`~lecturekit.targets.base.Target` that
 every kernel accepts, with the convention :math:`0\cdot(-\infty) = 0` (at :math:`\beta = 0`
 a point outside the target's support still has the base's density).
 """
@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from .checks import check_fraction, check_positive_int
-from .targets import Target, log_prob_and_score_by_autograd
+from lecturekit.checks import check_fraction, check_positive_int
+from lecturekit.targets.base import Target, log_prob_and_score_by_autograd
 
 if TYPE_CHECKING:
-    from .samplers.importance import Proposal
+    from lecturekit.targets.base import Proposal
 
 __all__ = ["TemperedPath", "check_schedule", "geometric_schedule"]
 
@@ -90,14 +90,14 @@ class TemperedPath(Target):
     ----------
     base:
         A normalised density with ``dim`` and ``log_prob`` (a flow's base, a
-        :class:`~lecturekit.targets.GaussianMixture`, ...), or ``None``.
+        :class:`~lecturekit.targets.toy.GaussianMixture`, ...), or ``None``.
     target:
-        The :class:`~lecturekit.targets.Target` at the end of the path.
+        The :class:`~lecturekit.targets.base.Target` at the end of the path.
     beta:
         The position on the path, in ``[0, 1]`` (in ``(0, 1]`` without a base).
 
     >>> from lecturekit.distributions import StandardNormal
-    >>> from lecturekit.targets import GaussianMixture
+    >>> from lecturekit.targets.toy import GaussianMixture
     >>> target = GaussianMixture(torch.ones(1, 2), 0.5)
     >>> path = TemperedPath(StandardNormal(2), target, 0.25)
     >>> x = torch.randn(3, 2)
@@ -109,7 +109,7 @@ class TemperedPath(Target):
 
     def __init__(self, base: Proposal | None, target: Target, beta: float) -> None:
         if not isinstance(target, Target):
-            raise TypeError(f"target must be a lecturekit.targets.Target, got {type(target).__name__}")
+            raise TypeError(f"target must be a lecturekit.targets.base.Target, got {type(target).__name__}")
         if base is not None:
             if not (hasattr(base, "dim") and callable(getattr(base, "log_prob", None))):
                 raise TypeError(f"base must have dim and log_prob(x) (or be None), got {type(base).__name__}")

@@ -19,7 +19,7 @@ Hackett et al., arXiv:2107.00734, 2021, who also discuss what it still cannot do
 Klein & Noé, ICML 2020, for flows equivariant under a group).
 
 :class:`Z2EquivariantConvCoupling` makes the checkerboard coupling of
-:class:`~lecturekit.lattice_flows.ConvAffineCoupling` equivariant by symmetrising its
+:class:`~lecturekit.flows.lattice.ConvAffineCoupling` equivariant by symmetrising its
 conditioner: with :math:`c = m\odot z` the kept colour and :math:`(\tilde s, \tilde t) =
 \mathrm{CNN}(c)`,
 
@@ -30,7 +30,7 @@ conditioner: with :math:`c = m\odot z` the kept colour and :math:`(\tilde s, \ti
 
 so that :math:`x = m\odot z + \bar m\odot(z\odot e^{b\tanh s(c)} + t(c))` satisfies
 :math:`x(-z) = -x(z)` and its log-determinant :math:`\sum_x\bar m_x b\tanh s_x` is even.
-(An alternative is the symmetrised density of :mod:`lecturekit.symmetry`, which needs
+(An alternative is the symmetrised density of :mod:`lecturekit.flows.symmetry`, which needs
 no special architecture but costs two flow evaluations per density.)
 
 >>> flow = z2_lattice_flow(4, n_layers=2)
@@ -50,8 +50,8 @@ from torch import Tensor, nn
 
 from lecturekit.checks import check_module_class, check_number, check_positive_int, check_widths
 from lecturekit.distributions import DiagonalGaussian
-from lecturekit.flows import Flow
-from lecturekit.lattice_flows import ConvAffineCoupling
+from lecturekit.flows.core import Flow
+from lecturekit.flows.lattice import ConvAffineCoupling
 
 __all__ = ["Z2EquivariantConvCoupling", "z2_lattice_flow"]
 
@@ -62,7 +62,7 @@ class Z2EquivariantConvCoupling(ConvAffineCoupling):
     The conditioner network runs on the kept colour :math:`c` and on :math:`-c` (in one
     batch), and the log-scale is the even part of its output, the shift the odd part
     (module docstring). Everything else, masks, the bound :math:`|s|\le b` and the inverse,
-    is :class:`~lecturekit.lattice_flows.ConvAffineCoupling`'s. Like it, the layer starts
+    is :class:`~lecturekit.flows.lattice.ConvAffineCoupling`'s. Like it, the layer starts
     as the identity.
 
     >>> layer = Z2EquivariantConvCoupling(4, parity=1)
@@ -96,7 +96,7 @@ def z2_lattice_flow(
     of mean zero (fixed, so the base stays even) and a trainable width per site, started
     at ``base_scale``. The density satisfies :math:`\rho_\theta(-x) = \rho_\theta(x)` for
     every value of the parameters; the other settings are those of
-    :func:`~lecturekit.lattice_flows.lattice_flow`.
+    :func:`~lecturekit.flows.lattice.lattice_flow`.
 
     >>> flow = z2_lattice_flow(4, n_layers=2)
     >>> x = flow.sample(3)

@@ -25,7 +25,7 @@ phase mode that straddles the cut as two half-modes at :math:`0` and :math:`2\pi
 :math:`\phi_0` instead (a periodic ``log_prob`` on :math:`\mathbb{R}`) would make the target
 not normalisable, and the flow-IMH ratio would need the flow's density summed over the
 images :math:`\phi_0 + 2\pi k`. The course therefore **samples an unconstrained angle**:
-:class:`lecturekit.angles.AngleAsVector` ``(posterior, index=2)`` replaces :math:`\phi_0` by
+:class:`lecturekit.targets.angles.AngleAsVector` ``(posterior, index=2)`` replaces :math:`\phi_0` by
 a vector :math:`u \in \mathbb{R}^2` with :math:`\phi_0 = \operatorname{atan2}(u_2, u_1)` and
 adds :math:`-|u|^2/2`; the radius integrates out exactly (it is Rayleigh-distributed and
 independent of everything), so the 5-dimensional target is normalisable, has the same
@@ -60,8 +60,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .checks import check_number
-from .targets import Target, check_points
+from lecturekit.checks import check_number
+from lecturekit.checks import check_points
+from lecturekit.targets.base import Target
 
 __all__ = [
     "PeriodPhaseGrid",
@@ -447,7 +448,7 @@ def no_planet_log_evidence(data: RadialVelocityData, sigma_v0: float = 1.0) -> f
 class PriorWithPhaseAsVector:
     r"""The prior of :class:`RadialVelocityPosterior` in the coordinates :math:`y = (v_0, K, u_1, u_2, \ln P)`.
 
-    The coordinates of :class:`~lecturekit.angles.AngleAsVector` ``(posterior, index=2)``: a
+    The coordinates of :class:`~lecturekit.targets.angles.AngleAsVector` ``(posterior, index=2)``: a
     uniform phase with a Rayleigh radius is a standard normal :math:`u`, so the density is
 
     .. math::

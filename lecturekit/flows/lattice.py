@@ -8,9 +8,9 @@ so it is equivariant under the lattice translations that preserve the checkerboa
 its parameters do not grow with :math:`L` (the tutorial of Albergo et al.,
 arXiv:2101.08176: 16 couplings, hidden channels (8, 8), kernel 3).
 
-Fields have the flat layout of :mod:`lecturekit.phi4_lattice`, shape ``(..., L * L)``
-(row-major), so :class:`ConvAffineCoupling` is a :class:`~lecturekit.flows.Transform`
-and :func:`lattice_flow` returns an ordinary :class:`~lecturekit.flows.Flow`.
+Fields have the flat layout of :mod:`lecturekit.targets.phi4_lattice`, shape ``(..., L * L)``
+(row-major), so :class:`ConvAffineCoupling` is a :class:`~lecturekit.flows.core.Transform`
+and :func:`lattice_flow` returns an ordinary :class:`~lecturekit.flows.core.Flow`.
 
 >>> flow = lattice_flow(4, n_layers=2)
 >>> x, log_q = flow.sample_and_log_prob(3)
@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from lecturekit.checks import check_module_class, check_number, check_points, check_positive_int, check_widths
 from lecturekit.distributions import StandardNormal
-from lecturekit.flows import Flow, Transform, _check_parity, checkerboard_mask
+from lecturekit.flows.core import Flow, Transform, _check_parity, checkerboard_mask
 
 __all__ = ["ConvAffineCoupling", "PeriodicConvNet", "lattice_flow"]
 
@@ -86,7 +86,7 @@ class ConvAffineCoupling(Transform):
     r"""Affine coupling on one colour of a checkerboard, conditioned by a periodic convolutional net.
 
     With :math:`m_x = 1` on the kept colour (``parity``, see
-    :func:`~lecturekit.flows.checkerboard_mask`) and :math:`\bar m = 1 - m`,
+    :func:`~lecturekit.flows.core.checkerboard_mask`) and :math:`\bar m = 1 - m`,
 
     .. math::
 
@@ -97,7 +97,7 @@ class ConvAffineCoupling(Transform):
     one network giving both fields as two output channels. Only the transformed sites'
     :math:`s` enter, so :math:`\log|\det\partial x/\partial z| = \sum_x \bar m_x s_x`, and
     :math:`z = m\odot x + \bar m\odot(x - t)\odot e^{-s}` with the same :math:`(s, t)`,
-    since :math:`m\odot x = m\odot z`. As in :class:`~lecturekit.flows.AffineCoupling` the
+    since :math:`m\odot x = m\odot z`. As in :class:`~lecturekit.flows.core.AffineCoupling` the
     network's last layer starts at zero (the layer is the identity) and :math:`|s|\le b`
     (``scale_bound``).
 
@@ -165,8 +165,8 @@ def lattice_flow(
     The defaults are the architecture of Albergo et al.'s tutorial (arXiv:2101.08176):
     16 couplings, conditioners with hidden channels (8, 8) and 3x3 kernels. ``base``
     defaults to :class:`~lecturekit.distributions.StandardNormal` of dimension ``L * L``;
-    the flow starts as the identity map. :func:`~lecturekit.flows.save_flow` and
-    :func:`~lecturekit.flows.load_flow` store and rebuild it.
+    the flow starts as the identity map. :func:`~lecturekit.flows.io.save_flow` and
+    :func:`~lecturekit.flows.io.load_flow` store and rebuild it.
 
     >>> lattice_flow(8).sample(2).shape
     torch.Size([2, 64])
@@ -182,7 +182,7 @@ def lattice_flow(
         raise ValueError(f"base must have dim L * L = {L * L}, got {getattr(base, 'dim', None)!r}")
     layers = [ConvAffineCoupling(L, i % 2, hidden, kernel_size, scale_bound, activation) for i in range(n_layers)]
     flow = Flow(base, layers)
-    flow.settings = {  # for lecturekit.flows.save_flow / load_flow
+    flow.settings = {  # for lecturekit.flows.io.save_flow / load_flow
         "builder": "lattice_flow",
         "L": L,
         "n_layers": n_layers,

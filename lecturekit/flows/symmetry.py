@@ -24,8 +24,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from lecturekit.distributions import check_positive_int
-from lecturekit.targets import check_points
+from lecturekit.checks import check_positive_int
+from lecturekit.checks import check_points
 
 __all__ = ["Z2Symmetrized"]
 
@@ -38,9 +38,9 @@ class Z2Symmetrized(nn.Module):
     ``density`` needs ``dim``, ``sample(n)`` and a *normalised* ``log_prob(x)``; with
     ``sample_and_log_prob(n)`` (flows have it) :meth:`sample_and_log_prob` stays
     differentiable in its parameters, so the symmetrised density can be trained too. It is a
-    :class:`~lecturekit.samplers.Proposal`, usable by
-    :class:`~lecturekit.samplers.FlowIndependenceMetropolis` and
-    :func:`~lecturekit.samplers.importance_sample`.
+    :class:`~lecturekit.targets.base.Proposal`, usable by
+    :class:`~lecturekit.samplers.flow_mcmc.FlowIndependenceMetropolis` and
+    :func:`~lecturekit.samplers.importance.importance_sample`.
 
     >>> from lecturekit.distributions import DiagonalGaussian
     >>> shifted = DiagonalGaussian(torch.tensor([2.0]), torch.tensor([0.5]))

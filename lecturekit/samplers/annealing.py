@@ -1,7 +1,7 @@
 r"""Annealed training of flows: along inverse temperatures, from easy to hard (Section 4.3).
 
 Both methods here follow the slide's path :math:`\rho_*^{\beta}\propto e^{-\beta U}`,
-:math:`\beta_0 < \dots < \beta_K = 1` (:class:`~lecturekit.tempering.TemperedPath` without a
+:math:`\beta_0 < \dots < \beta_K = 1` (:class:`~lecturekit.targets.tempering.TemperedPath` without a
 base): at high temperature (small :math:`\beta`) the modes are wide and overlap, so a flow
 or a sampler finds them all; lowering the temperature step by step keeps them.
 
@@ -28,13 +28,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .distributions import check_positive_int
-from .flows import Flow
-from .samplers.adaptive import GlobalLocalKernel
-from .samplers.mcmc import MALA, Kernel, run_chains
-from .targets import Target
-from .tempering import TemperedPath, check_schedule
-from .training import TrainingHistory, train_max_likelihood, train_reverse_kl
+from lecturekit.checks import check_positive_int
+from lecturekit.flows.core import Flow
+from lecturekit.samplers.adaptive import GlobalLocalKernel
+from lecturekit.samplers.mcmc import MALA, Kernel, run_chains
+from lecturekit.targets.base import Target
+from lecturekit.targets.tempering import TemperedPath, check_schedule
+from lecturekit.training.loop import TrainingHistory, train_max_likelihood, train_reverse_kl
 
 __all__ = ["AnnealedDataSetsHistory", "AnnealedVIHistory", "annealed_data_sets", "annealed_reverse_kl"]
 
@@ -43,7 +43,7 @@ __all__ = ["AnnealedDataSetsHistory", "AnnealedVIHistory", "annealed_data_sets",
 
 
 class AnnealedVIHistory(NamedTuple):
-    """One :class:`~lecturekit.training.TrainingHistory` per inverse temperature."""
+    """One :class:`~lecturekit.training.loop.TrainingHistory` per inverse temperature."""
 
     betas: list[float]
     histories: list[TrainingHistory]
@@ -63,7 +63,7 @@ def annealed_reverse_kl(
 
     For each :math:`\beta_k` in ``betas`` (increasing, ending at 1) train ``flow`` in place
     for ``n_steps`` steps (one number, or one per temperature) with
-    :func:`~lecturekit.training.train_reverse_kl` towards :math:`\rho_*^{\beta_k}\propto
+    :func:`~lecturekit.training.loop.train_reverse_kl` towards :math:`\rho_*^{\beta_k}\propto
     e^{-\beta_k U}`, starting from where the previous temperature left the flow:
 
     .. math::
@@ -73,8 +73,8 @@ def annealed_reverse_kl(
 
     Returns an :class:`AnnealedVIHistory` with the loss and ESS of every step at every temperature.
 
-    >>> from lecturekit.flows import real_nvp
-    >>> from lecturekit.targets import GaussianMixture
+    >>> from lecturekit.flows.core import real_nvp
+    >>> from lecturekit.targets.toy import GaussianMixture
     >>> run = annealed_reverse_kl(real_nvp(2, n_layers=2), GaussianMixture(torch.ones(1, 2)), [0.5, 1.0], 3)
     >>> run.betas, [len(h.loss) for h in run.histories]
     ([0.5, 1.0], [3, 3])
@@ -130,11 +130,11 @@ def annealed_data_sets(
     For each :math:`\beta_k` in ``betas`` (increasing, ending at 1):
 
     1. sample :math:`\rho_*^{\beta_k}\propto e^{-\beta_k U}` with ``n_iterations`` steps of the
-       :class:`~lecturekit.samplers.GlobalLocalKernel`: the flow as it was trained at
+       :class:`~lecturekit.samplers.adaptive.GlobalLocalKernel`: the flow as it was trained at
        :math:`\beta_{k-1}` (untrained, i.e. its base, at :math:`k = 0`) proposes independent
        moves, followed by ``n_local_steps`` steps of ``make_local_kernel(tempered_target)``
-       (default: :class:`~lecturekit.samplers.MALA` with step size 0.05);
-    2. train the flow by maximum likelihood (:func:`~lecturekit.training.train_max_likelihood`,
+       (default: :class:`~lecturekit.samplers.mcmc.MALA` with step size 0.05);
+    2. train the flow by maximum likelihood (:func:`~lecturekit.training.loop.train_max_likelihood`,
        ``n_train_steps`` steps of ``batch_size``) on those chains, dropping the first ``burn_in``
        iterations.
 

@@ -1,0 +1,1 @@
+"""Normalizing flows: the core (couplings, Real NVP), lattice and equivariant flows, symmetrisation, storage."""

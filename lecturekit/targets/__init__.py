@@ -1,0 +1,1 @@
+"""Targets: the base classes and every density the samplers sample."""

@@ -1,0 +1,1 @@
+"""Training flows and the VAE: the one optimisation loop, its losses and trainers."""
