@@ -97,16 +97,16 @@ def main() -> None:
     curves: dict[str, list[tuple[float, float]]] = {"AIS": [], "SMC": [], "flow transport": []}
     for k in (8, 16, 32, 64):
         curves["AIS"].append(measure(lambda: annealed_importance_sampling(
-            base, target, 256, geometric_schedule(k, 0.01), kernel, 2)))
+            target, base, 256, geometric_schedule(k, 0.01), kernel, 2)))
     for cess in (0.5, 0.7, 0.9, 0.97):
         curves["SMC"].append(measure(lambda: sequential_monte_carlo(
-            base, target, 256, None, kernel, 2, target_cess=cess)))
+            target, base, 256, None, kernel, 2, target_cess=cess)))
     betas = [0.05, 0.2, 0.5, 1.0]
     flows = [real_nvp(d, n_layers=2, hidden=(32,)).to(device) for _ in betas]
-    craft = train_craft(base, target, 256, betas, flows, n_iterations=args.craft_iterations, n_train_steps=5,
+    craft = train_craft(target, base, 256, betas, flows, n_iterations=args.craft_iterations, n_train_steps=5,
                         lr=3e-3, make_kernel=kernel, n_mcmc_steps=2)
     for n in (64, 128, 256, 512):
-        curves["flow transport"].append(measure(lambda: flow_transport_smc(base, target, n, betas, flows, kernel, 2)))
+        curves["flow transport"].append(measure(lambda: flow_transport_smc(target, base, n, betas, flows, kernel, 2)))
 
     print(f"device {device}, d = {d}, {args.repeats} runs per point; exact log Z = 0")
     for name, points in curves.items():

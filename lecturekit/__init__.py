@@ -48,6 +48,31 @@ package ``__init__`` files re-export nothing). Lower layers never import higher 
    - ``smc``             AIS, SMC, annealed flow transport, CRAFT
    - ``annealing``       annealed variational inference and annealed data sets (trainers that run MCMC)
 10. :mod:`lecturekit.plotting`     energy contours, traces, density heatmaps
+
+Convention (every public function follows it; the exceptions still left are listed last):
+
+- **Argument order**: the target first, then the proposal or base, then the flow or kernel, then
+  counts, then settings: ``importance_sample(target, proposal, n)``,
+  ``sequential_monte_carlo(target, base, n_particles)``, ``TemperedPath(target, base, beta)``.
+- **Counts**: ``n`` for draws from a distribution's own ``sample(n)`` (the ``Proposal`` protocol),
+  ``n_particles`` for SMC particles, ``n_chains`` / ``n_walkers`` for parallel chains,
+  ``n_steps`` for optimisation or MCMC steps, ``batch_size`` for a training batch, ``n_samples``
+  for Monte Carlo draws inside a loss or estimate.
+- **Estimates with an error** are :class:`lecturekit.estimates.Estimate` ``(value, stderr)``;
+  the self-normalised estimator is :func:`lecturekit.estimates.reweighted_expectation` (one
+  public form; ``ImportanceResult.expectation`` returns its ``Estimate``).
+- **Kish's effective sample size** is computed in one place,
+  :func:`lecturekit.diagnostics.ess_from_log_weights` (the training loop uses its unchecked core).
+- **Bad arguments** raise at once through :mod:`lecturekit.checks`: ``TypeError`` for a wrong
+  type, dtype or device, ``ValueError`` for a wrong value or shape, the message naming the argument.
+
+Not yet unified (issue 19, item 2): ``SusceptibilityEstimate`` (value, stderr, tau) beside
+``Estimate``; the trainers' history types (``TrainingHistory``, ``AnnealedVIHistory``,
+``AnnealedDataSetsHistory``, ``CRAFTHistory``, the VAE's list of losses); the two ``mode_masses``
+(``targets.phi4_chain`` and ``targets.radial_velocity``) and the chapters' own mode counts; the
+iteration counts named ``n_iterations`` (``global_local_mcmc``, ``adaptive_flow_mcmc``,
+``train_craft``, ``annealed_data_sets``) and ``n_mcmc_steps``; the local kernel passed as an
+instance (``local_kernel``) or as a factory (``make_local_kernel``, ``make_kernel``).
 """
 
 __version__ = "0.1.0"

@@ -135,12 +135,19 @@ def ess_from_log_weights(log_weights: Tensor) -> Tensor:
     1.0
     """
     _check_log_weights(log_weights)
+    return _kish_ess(log_weights)
+
+
+def _kish_ess(log_weights: Tensor) -> Tensor:
+    """:func:`ess_from_log_weights` without its checks, so without a device sync (the training
+    loop calls it every step); NaN log-weights count as zero weights."""
+    log_weights = torch.where(torch.isnan(log_weights), -math.inf, log_weights)
     top = log_weights.amax(dim=-1, keepdim=True)  # ESS is scale-free: centre for full precision
     centred = log_weights - torch.where(torch.isfinite(top), top, torch.zeros_like(top))
     log_sum = torch.logsumexp(centred, dim=-1)
     log_sum_sq = torch.logsumexp(2 * centred, dim=-1)
     ess = torch.exp(2 * log_sum - log_sum_sq)
-    return torch.where(torch.isneginf(log_sum), torch.zeros_like(ess), ess)
+    return torch.where(torch.isneginf(log_sum), torch.zeros_like(ess), ess).nan_to_num(0.0)  # +inf weights: 0
 
 
 # --------------------------------------------------------------------------- chains

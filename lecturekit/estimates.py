@@ -16,18 +16,17 @@ from torch import Tensor
 from lecturekit.checks import check_finite, check_same_device
 from lecturekit.diagnostics import normalized_weights
 
-__all__ = ["Estimate", "log_partition_estimate", "reweighted_expectation", "self_normalized_expectation"]
+__all__ = ["Estimate", "log_partition_estimate", "reweighted_expectation"]
 
 
-def self_normalized_expectation(f_values: Tensor, log_weights: Tensor) -> Tensor:
+def _self_normalized_mean(f_values: Tensor, log_weights: Tensor) -> Tensor:
     r""":math:`\sum_i \bar w_i f(x_i)` with :math:`\bar w = \operatorname{softmax}(\log w)`.
 
     ``f_values`` has shape ``(n,)`` (returns a scalar) or ``(n, k)`` (returns ``(k,)``);
     ``log_weights`` has shape ``(n,)``. ``f_values`` must be finite (a ``ValueError``
     otherwise: one NaN would silently spoil the whole average).
 
-    >>> self_normalized_expectation(torch.tensor([1.0, 3.0]), torch.tensor([0.0, 0.0]))
-    tensor(2.)
+    The value of :func:`reweighted_expectation` (the one public form of this estimator).
     """
     weights = normalized_weights(log_weights)
     if log_weights.dim() != 1:
@@ -107,7 +106,7 @@ def reweighted_expectation(f_values: Tensor, log_weights: Tensor) -> Estimate:
     >>> float(estimate.value), round(float(estimate.stderr), 4)
     (2.0, 0.7071)
     """
-    value = self_normalized_expectation(f_values, log_weights)
+    value = _self_normalized_mean(f_values, log_weights)
     weights = normalized_weights(log_weights).to(value.dtype)
     f_values = f_values.to(value.dtype)
     residual = f_values - value

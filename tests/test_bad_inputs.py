@@ -30,11 +30,11 @@ from lecturekit.diagnostics import (
     rhat,
 )
 from lecturekit.distributions import DiagonalGaussian, StandardNormal
+from lecturekit.estimates import reweighted_expectation
 from lecturekit.flows.core import AffineCoupling, alternating_mask, checkerboard_mask, real_nvp
 from lecturekit.flows.io import load_flow, save_flow
 from lecturekit.plotting import plot_energy_contours, plot_traces
 from lecturekit.quadrature import GridQuadrature
-from lecturekit.estimates import self_normalized_expectation
 from lecturekit.samplers.importance import importance_sample
 from lecturekit.samplers.mcmc import MALA, RandomWalkMetropolis, run_chains
 from lecturekit.targets.toy import GaussianMixture, MullerBrown
@@ -145,8 +145,8 @@ CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]] = {
     "run_chains: initial_position on meta": (lambda d: run_chains(rw, torch.zeros(4, 2, device=META), 10), ValueError, "initial_position"),
     "flow.log_prob: points on meta": (lambda d: small_flow().log_prob(torch.zeros(3, 2, device=META)), ValueError, "x"),
     "mcse: chain on meta": (lambda d: mcse(torch.zeros(10, 2, device=META)), ValueError, "chain"),
-    "self_normalized_expectation: f_values elsewhere": (
-        lambda d: self_normalized_expectation(torch.zeros(3, device=META), torch.zeros(3)),
+    "reweighted_expectation: f_values elsewhere": (
+        lambda d: reweighted_expectation(torch.zeros(3, device=META), torch.zeros(3)),
         ValueError,
         "f_values",
     ),
@@ -157,13 +157,13 @@ CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]] = {
         "data",
     ),
     # ---------------------------------------------------------------- NaN and inf where they are refused
-    "self_normalized_expectation: NaN f_values": (
-        lambda d: self_normalized_expectation(torch.tensor([1.0, NAN]), torch.zeros(2)),
+    "reweighted_expectation: NaN f_values": (
+        lambda d: reweighted_expectation(torch.tensor([1.0, NAN]), torch.zeros(2)),
         ValueError,
         "f_values",
     ),
-    "self_normalized_expectation: inf f_values": (
-        lambda d: self_normalized_expectation(torch.tensor([1.0, INF]), torch.zeros(2)),
+    "reweighted_expectation: inf f_values": (
+        lambda d: reweighted_expectation(torch.tensor([1.0, INF]), torch.zeros(2)),
         ValueError,
         "f_values",
     ),

@@ -292,7 +292,7 @@ def test_smc_from_the_prior_estimates_the_grid_evidence(
     prior = PriorWithPhaseAsVector(posterior)
     torch.manual_seed(5)
     result = sequential_monte_carlo(
-        prior, target, 2048, make_kernel=lambda path: MALA(path, min(0.02, 2e-4 / max(path.beta, 1e-6))), n_mcmc_steps=5
+        target, prior, 2048, make_kernel=lambda path: MALA(path, min(0.02, 2e-4 / max(path.beta, 1e-6))), n_mcmc_steps=5
     )
     value, stderr = float(result.log_partition.value), float(result.log_partition.stderr)
     assert stderr < 0.3

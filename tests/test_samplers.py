@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from lecturekit.diagnostics import mcse
-from lecturekit.estimates import self_normalized_expectation
+from lecturekit.estimates import reweighted_expectation
 from lecturekit.samplers.importance import ImportanceResult, importance_sample
 from lecturekit.samplers.mcmc import (
     ChainResult,
@@ -114,12 +114,12 @@ def test_importance_sampling_mixture_mean_and_mode_weight(z_score) -> None:
     assert result.samples.shape == (20_000, 2) and result.log_weights.shape == (20_000,)
     assert 1000 < float(result.ess()) < 20_000  # a usable but imperfect proposal
 
-    estimate = result.expectation(result.samples)
+    estimate = result.expectation(result.samples).value
     z = z_score(estimate, target.mean(), delta_method_se(result.samples, result.log_weights))
     assert torch.all(z.abs() < Z_MAX), z
     # E_rho[responsibility of component k] = w_k exactly, e.g. 0.75 for the heavier mode
     heavy = target.responsibilities(result.samples)[:, 1]
-    z = z_score(result.expectation(heavy), torch.tensor(0.75), delta_method_se(heavy, result.log_weights))
+    z = z_score(result.expectation(heavy).value, torch.tensor(0.75), delta_method_se(heavy, result.log_weights))
     assert abs(float(z)) < Z_MAX
 
 
@@ -129,7 +129,7 @@ def test_delta_method_standard_error_is_calibrated() -> None:
     result = importance_sample(target, proposal, 200 * 2000)
     f = result.samples[:, 0].reshape(200, 2000)
     log_weights = result.log_weights.reshape(200, 2000)
-    estimates = torch.stack([self_normalized_expectation(f[k], log_weights[k]) for k in range(200)])
+    estimates = torch.stack([reweighted_expectation(f[k], log_weights[k]).value for k in range(200)])
     errors = torch.stack([delta_method_se(f[k], log_weights[k]) for k in range(200)])
     assert float(estimates.std()) == pytest.approx(float(errors.mean()), rel=0.2)  # sd of a 200-sample std: 5 %
 
@@ -160,7 +160,7 @@ def test_log_weights_stable_for_very_low_log_prob() -> None:
     assert float(shifted.ess()) == pytest.approx(float(plain.ess()), rel=1e-9)
     assert torch.allclose(shifted.normalized_weights(), plain.normalized_weights(), rtol=1e-9, atol=1e-15)
     f = shifted.samples[:, 0]
-    assert torch.allclose(shifted.expectation(f), plain.expectation(f), rtol=1e-9)
+    assert torch.allclose(shifted.expectation(f).value, plain.expectation(f).value, rtol=1e-9)
 
 
 def test_importance_weights_outside_support_are_zero_not_nan() -> None:
@@ -173,20 +173,20 @@ def test_importance_weights_outside_support_are_zero_not_nan() -> None:
     assert 1 <= float(result.ess()) <= int((~outside).sum())
 
 
-def test_self_normalized_expectation() -> None:
+def test_reweighted_expectation_value() -> None:
     f = torch.tensor([[1.0, 10.0], [3.0, 30.0]])
-    assert torch.allclose(self_normalized_expectation(f, torch.zeros(2)), torch.tensor([2.0, 20.0]))
+    assert torch.allclose(reweighted_expectation(f, torch.zeros(2)).value, torch.tensor([2.0, 20.0]))
     log_weights = torch.log(torch.tensor([3.0, 1.0]))
-    assert float(self_normalized_expectation(f[:, 0], log_weights)) == pytest.approx(1.5)
-    assert float(self_normalized_expectation(torch.tensor([True, False]), log_weights)) == pytest.approx(0.75)
+    assert float(reweighted_expectation(f[:, 0], log_weights).value) == pytest.approx(1.5)
+    assert float(reweighted_expectation(torch.tensor([True, False]), log_weights).value) == pytest.approx(0.75)
     with pytest.raises(ValueError, match="f_values"):
-        self_normalized_expectation(torch.zeros(3), torch.zeros(2))
+        reweighted_expectation(torch.zeros(3), torch.zeros(2)).value
     with pytest.raises(ValueError, match="log_weights"):
-        self_normalized_expectation(torch.zeros(2), torch.zeros(2, 2))
+        reweighted_expectation(torch.zeros(2), torch.zeros(2, 2)).value
     with pytest.raises(ValueError, match="log_weights"):
-        self_normalized_expectation(torch.zeros(0), torch.zeros(0))
+        reweighted_expectation(torch.zeros(0), torch.zeros(0)).value
     with pytest.raises(TypeError, match="f_values"):
-        self_normalized_expectation([1.0, 2.0], torch.zeros(2))
+        reweighted_expectation([1.0, 2.0], torch.zeros(2)).value
 
 
 def test_importance_sample_rejects_bad_input() -> None:

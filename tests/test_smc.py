@@ -123,14 +123,14 @@ def test_tempered_path_log_prob_and_score_interpolate_and_match_autograd() -> No
     base = StandardNormal(3).double()
     x = torch.randn(7, 3, **F64)
     for beta in (0.0, 0.3, 1.0):
-        path = TemperedPath(base, target, beta)
+        path = TemperedPath(target, base, beta)
         expected = (1 - beta) * base.log_prob(x) + beta * target.log_prob(x)
         log_prob, score = path.log_prob_and_score(x)
         assert torch.allclose(path.log_prob(x), expected) and torch.allclose(log_prob, expected)
         y = x.clone().requires_grad_(True)
         (grad,) = torch.autograd.grad(((1 - beta) * base.log_prob(y) + beta * target.log_prob(y)).sum(), y)
         assert torch.allclose(score, grad)
-    powered = TemperedPath(None, target, 0.25)
+    powered = TemperedPath(target, None, 0.25)
     assert torch.allclose(powered.log_prob(x), 0.25 * target.log_prob(x))
     assert torch.allclose(powered.score(x), 0.25 * target.score(x))
 
@@ -139,9 +139,9 @@ def test_tempered_path_treats_zero_times_minus_infinity_as_zero() -> None:
     target = HalfSpaceGaussian(2)
     base = StandardNormal(2).double()
     outside = torch.tensor([[-1.0, 0.0]], **F64)
-    assert torch.allclose(TemperedPath(base, target, 0.0).log_prob(outside), base.log_prob(outside))
-    assert bool(torch.isneginf(TemperedPath(base, target, 0.5).log_prob(outside)).all())
-    assert bool(torch.isneginf(incremental_log_weights(TemperedPath(base, target, 0.0), outside, 0.0, 0.1)).all())
+    assert torch.allclose(TemperedPath(target, base, 0.0).log_prob(outside), base.log_prob(outside))
+    assert bool(torch.isneginf(TemperedPath(target, base, 0.5).log_prob(outside)).all())
+    assert bool(torch.isneginf(incremental_log_weights(TemperedPath(target, base, 0.0), outside, 0.0, 0.1)).all())
 
 
 def test_schedules_and_path_reject_bad_input() -> None:
@@ -150,11 +150,11 @@ def test_schedules_and_path_reject_bad_input() -> None:
         with pytest.raises(ValueError, match=match):
             check_schedule(bad)
     with pytest.raises(ValueError, match="beta"):
-        TemperedPath(None, HalfSpaceGaussian(2), 0.0)
+        TemperedPath(HalfSpaceGaussian(2), None, 0.0)
     with pytest.raises(ValueError, match="base.dim"):
-        TemperedPath(StandardNormal(3), HalfSpaceGaussian(2), 0.5)
+        TemperedPath(HalfSpaceGaussian(2), StandardNormal(3), 0.5)
     with pytest.raises(TypeError, match="target"):
-        TemperedPath(None, "not a target", 0.5)  # type: ignore[arg-type]
+        TemperedPath("not a target", None, 0.5)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- the building blocks
@@ -186,7 +186,7 @@ def test_ais_weights_estimate_z_without_bias() -> None:
     """Each AIS weight is an unbiased estimate of Z: their mean over 4096 particles matches the exact Z
     within 4 standard errors (of the mean of the weights)."""
     target = two_mode_target(2, log_z=1.0)
-    result = annealed_importance_sampling(wide_base(2), target, 4096, geometric_schedule(12, 0.01), mala(0.05), 2)
+    result = annealed_importance_sampling(target, wide_base(2), 4096, geometric_schedule(12, 0.01), mala(0.05), 2)
     weights = result.log_weights.exp()
     z = (weights.mean() - math.e) / (weights.std() / math.sqrt(weights.numel()))
     assert abs(float(z)) < Z_MAX
@@ -204,13 +204,13 @@ def test_log_z_is_within_four_standard_errors_of_exact_over_repetitions(method: 
     values, errors = [], []
     for _ in range(reps):
         if method == "ais":
-            run = annealed_importance_sampling(base, target, n, geometric_schedule(20, 0.01), mala(0.1), 2)
+            run = annealed_importance_sampling(target, base, n, geometric_schedule(20, 0.01), mala(0.1), 2)
         elif method == "smc-fixed-multinomial":  # systematic resampling would underestimate the error here
-            run = sequential_monte_carlo(base, target, n, geometric_schedule(20, 0.01), mala(0.1), 2,
+            run = sequential_monte_carlo(target, base, n, geometric_schedule(20, 0.01), mala(0.1), 2,
                                          resampling="multinomial")
         else:
             resampling = "multinomial" if method == "smc-multinomial" else "systematic"
-            run = sequential_monte_carlo(base, target, n, None, mala(0.1), 2, resampling=resampling)
+            run = sequential_monte_carlo(target, base, n, None, mala(0.1), 2, resampling=resampling)
         assert run.particles.device.type == torch.device(device).type
         values.append(float(run.log_partition.value))
         errors.append(float(run.log_partition.stderr))
@@ -224,7 +224,7 @@ def test_log_z_is_within_four_standard_errors_of_exact_over_repetitions(method: 
 
 def test_adaptive_smc_keeps_the_conditional_ess_at_its_target_and_counts_its_evaluations() -> None:
     target, base = two_mode_target(3), wide_base(3)
-    run = sequential_monte_carlo(base, target, 400, None, mala(0.1), 3, target_cess=0.7)
+    run = sequential_monte_carlo(target, base, 400, None, mala(0.1), 3, target_cess=0.7)
     assert run.betas[0] == 0.0 and run.betas[-1] == 1.0
     assert all(b > a for a, b in zip(run.betas, run.betas[1:]))
     n_steps = len(run.betas) - 1
@@ -238,8 +238,8 @@ def test_smc_handles_a_target_with_a_support_without_nan() -> None:
     and log Z = log(1/2) within 4 standard errors."""
     target, base = HalfSpaceGaussian(2), GaussianMixture(torch.zeros(1, 2, **F64), 1.5)
     for run in (
-        sequential_monte_carlo(base, target, 1000, None, lambda t: RandomWalkMetropolis(t, 0.3), 2),
-        annealed_importance_sampling(base, target, 1000, [0.5, 1.0], lambda t: RandomWalkMetropolis(t, 0.3), 2),
+        sequential_monte_carlo(target, base, 1000, None, lambda t: RandomWalkMetropolis(t, 0.3), 2),
+        annealed_importance_sampling(target, base, 1000, [0.5, 1.0], lambda t: RandomWalkMetropolis(t, 0.3), 2),
     ):
         assert not bool(torch.isnan(run.log_weights).any()) and bool(torch.isfinite(run.particles).all())
         live = ~torch.isneginf(run.log_weights)
@@ -255,13 +255,13 @@ def test_flow_transport_with_identity_flows_is_smc_sample_for_sample() -> None:
     target, base = two_mode_target(3), wide_base(3)
     betas = geometric_schedule(8, 0.02)
     torch.manual_seed(5)
-    smc = sequential_monte_carlo(base, target, 300, betas, mala(0.1), 2)
+    smc = sequential_monte_carlo(target, base, 300, betas, mala(0.1), 2)
     identity = [Flow(StandardNormal(3).double(), []) for _ in betas]
     torch.manual_seed(5)
-    aft = flow_transport_smc(base, target, 300, betas, identity, mala(0.1), 2)
+    aft = flow_transport_smc(target, base, 300, betas, identity, mala(0.1), 2)
     fresh_flows = [real_nvp(3, n_layers=2).double() for _ in betas]  # built before seeding: init uses the RNG
     torch.manual_seed(5)  # a fresh Real NVP is the identity too, and with n_train_steps=0 it stays so
-    fresh = flow_transport_smc(base, target, 300, betas, fresh_flows, mala(0.1), 2)
+    fresh = flow_transport_smc(target, base, 300, betas, fresh_flows, mala(0.1), 2)
     for other in (aft, fresh):
         assert torch.equal(other.particles, smc.particles)
         assert torch.equal(other.log_weights, smc.log_weights)
@@ -277,11 +277,11 @@ def test_craft_trained_flows_raise_the_ess_and_keep_log_z_exact() -> None:
     target, base = ShiftedMixture(mixture, -1.0), GaussianMixture(torch.zeros(1, 2, **F64), 1.0)
     betas = [0.3, 0.6, 1.0]
     flows = [real_nvp(2, n_layers=2, hidden=(16,)).double() for _ in betas]
-    history = train_craft(base, target, 256, betas, flows, n_iterations=40, n_train_steps=5, lr=1e-2,
+    history = train_craft(target, base, 256, betas, flows, n_iterations=40, n_train_steps=5, lr=1e-2,
                           make_kernel=mala(0.05))
     assert history.n_training_evaluations > 0 and len(history.log_partition) == 40
-    run = flow_transport_smc(base, target, 512, betas, flows, mala(0.05), 1)
-    plain = sequential_monte_carlo(base, target, 512, betas, mala(0.05), 1)
+    run = flow_transport_smc(target, base, 512, betas, flows, mala(0.05), 1)
+    plain = sequential_monte_carlo(target, base, 512, betas, mala(0.05), 1)
     assert min(run.ess) > 0.8 and min(run.ess) > min(plain.ess) + 0.2, (run.ess, plain.ess)
     assert abs(float(run.log_partition.value) + 1.0) < Z_MAX * float(run.log_partition.stderr)
 
@@ -289,19 +289,19 @@ def test_craft_trained_flows_raise_the_ess_and_keep_log_z_exact() -> None:
 def test_samplers_reject_bad_input() -> None:
     target, base = two_mode_target(2), wide_base(2)
     with pytest.raises(ValueError, match="n_particles"):
-        sequential_monte_carlo(base, target, 1)
+        sequential_monte_carlo(target, base, 1)
     with pytest.raises(ValueError, match="resampling"):
-        sequential_monte_carlo(base, target, 10, resampling="stratified")
+        sequential_monte_carlo(target, base, 10, resampling="stratified")
     with pytest.raises(ValueError, match="resample_threshold"):
-        sequential_monte_carlo(base, target, 10, resample_threshold=1.5)
+        sequential_monte_carlo(target, base, 10, resample_threshold=1.5)
     with pytest.raises(ValueError, match="target_cess"):
-        sequential_monte_carlo(base, target, 10, target_cess=1.0)
+        sequential_monte_carlo(target, base, 10, target_cess=1.0)
     with pytest.raises(ValueError, match="base.dim"):
-        sequential_monte_carlo(wide_base(3), target, 10)
+        sequential_monte_carlo(target, wide_base(3), 10)
     with pytest.raises(ValueError, match="one flow per temperature"):
-        flow_transport_smc(base, target, 10, [0.5, 1.0], [real_nvp(2, n_layers=2)])
+        flow_transport_smc(target, base, 10, [0.5, 1.0], [real_nvp(2, n_layers=2)])
     with pytest.raises(ValueError, match="betas"):
-        annealed_importance_sampling(base, target, 10, [0.5, 0.7])
+        annealed_importance_sampling(target, base, 10, [0.5, 0.7])
 
 
 def test_in_run_flow_training_weighs_the_particles_it_was_fitted_to_and_overestimates_z() -> None:
@@ -319,13 +319,13 @@ def test_in_run_flow_training_weighs_the_particles_it_was_fitted_to_and_overesti
     for _ in range(20):
         flow = real_nvp(2, n_layers=2, hidden=(8,)).double()
         before = [p.detach().clone() for p in flow.parameters()]
-        run = flow_transport_smc(base, target, 16, [1.0], [flow], mala(0.05), 0, n_train_steps=20, lr=0.05)
+        run = flow_transport_smc(target, base, 16, [1.0], [flow], mala(0.05), 0, n_train_steps=20, lr=0.05)
         assert any(not torch.equal(a, b) for a, b in zip(before, flow.parameters()))  # the flow was trained
         assert len(run.transport_losses) == 1 and len(run.transport_losses[0]) == 20
         assert run.n_training_evaluations == 16 * 20 and run.n_target_evaluations == 16  # one reweighting
         in_run.append(float(run.log_partition.value))
         flow.requires_grad_(False)
-        fresh = flow_transport_smc(base, target, 16, [1.0], [flow], mala(0.05), 0)
+        fresh = flow_transport_smc(target, base, 16, [1.0], [flow], mala(0.05), 0)
         assert fresh.transport_losses == [[]] and fresh.n_training_evaluations == 0
         frozen.append(float(fresh.log_partition.value))
     log_z_hat = torch.tensor(in_run, **F64)
@@ -339,11 +339,11 @@ def test_in_run_flow_training_weighs_the_particles_it_was_fitted_to_and_overesti
 def test_step_counts_must_be_ints() -> None:
     target, base = two_mode_target(2), wide_base(2)
     with pytest.raises(TypeError, match="n_mcmc_steps must be an int >= 0"):
-        sequential_monte_carlo(base, target, 10, None, mala(0.1), 2.0)  # type: ignore[arg-type]
+        sequential_monte_carlo(target, base, 10, None, mala(0.1), 2.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="n_mcmc_steps must be an int >= 0"):
-        sequential_monte_carlo(base, target, 10, None, mala(0.1), -1)
+        sequential_monte_carlo(target, base, 10, None, mala(0.1), -1)
     flows = [real_nvp(2, n_layers=2).double()]
     with pytest.raises(TypeError, match="n_train_steps must be an int >= 0"):
-        flow_transport_smc(base, target, 10, [1.0], flows, n_train_steps=1.5)  # type: ignore[arg-type]
+        flow_transport_smc(target, base, 10, [1.0], flows, n_train_steps=1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="n_train_steps must be an int >= 0"):
-        flow_transport_smc(base, target, 10, [1.0], flows, n_train_steps=-1)
+        flow_transport_smc(target, base, 10, [1.0], flows, n_train_steps=-1)

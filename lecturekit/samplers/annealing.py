@@ -157,7 +157,7 @@ def annealed_data_sets(
     position = initial_position
     samples, acceptance, losses, states = [], [], [], []
     for beta in betas:
-        tempered = TemperedPath(None, target, beta)
+        tempered = TemperedPath(target, None, beta)
         kernel = GlobalLocalKernel(tempered, flow, make_local_kernel(tempered), n_local_steps)
         chains = run_chains(kernel, position, n_iterations, progress=progress)
         position = chains.final_state.position

@@ -27,7 +27,7 @@ from torch import Tensor
 from lecturekit.checks import check_finite, check_positive_int, check_same_device
 from lecturekit.diagnostics import ess_from_log_weights, normalized_weights
 from lecturekit.checks import check_points
-from lecturekit.estimates import Estimate, log_partition_estimate, reweighted_expectation, self_normalized_expectation
+from lecturekit.estimates import Estimate, log_partition_estimate, reweighted_expectation
 from lecturekit.targets.base import Proposal, Target, check_target_and_proposal
 from lecturekit.samplers.mcmc import check_target_device
 
@@ -51,12 +51,9 @@ class ImportanceResult(NamedTuple):
         """Kish's effective sample size (a scalar tensor between 1 and n)."""
         return ess_from_log_weights(self.log_weights)
 
-    def expectation(self, f_values: Tensor) -> Tensor:
-        """Self-normalised estimate of :math:`\\mathbb{E}_{\\rho_*}[f]` from ``f(samples)``."""
-        return self_normalized_expectation(f_values, self.log_weights)
-
-    def expectation_with_error(self, f_values: Tensor) -> Estimate:
-        """:meth:`expectation` and its standard error (:func:`reweighted_expectation`)."""
+    def expectation(self, f_values: Tensor) -> Estimate:
+        """Self-normalised estimate of :math:`\\mathbb{E}_{\\rho_*}[f]` from ``f(samples)``, with its
+        standard error (:func:`~lecturekit.estimates.reweighted_expectation`)."""
         return reweighted_expectation(f_values, self.log_weights)
 
     def log_partition(self) -> Estimate:

@@ -134,7 +134,7 @@ def incremental_log_weights(path: TemperedPath, x: Tensor, beta_from: float, bet
 
     >>> from lecturekit.distributions import StandardNormal
     >>> from lecturekit.targets.toy import GaussianMixture
-    >>> path = TemperedPath(StandardNormal(1), GaussianMixture(torch.zeros(1, 1), 0.5), 0.0)
+    >>> path = TemperedPath(GaussianMixture(torch.zeros(1, 1), 0.5), StandardNormal(1), 0.0)
     >>> incremental_log_weights(path, torch.zeros(2, 1), 0.0, 0.5)
     tensor([0.1733, 0.1733])
     """
@@ -257,8 +257,8 @@ def _default_kernel(path: Target) -> Kernel:
 
 
 def _run(
-    base: Proposal,
     target: Target,
+    base: Proposal,
     n_particles: int,
     betas: Sequence[float] | None,
     make_kernel: Callable[[Target], Kernel] | None,
@@ -292,7 +292,7 @@ def _run(
     resample = RESAMPLING[resampling]
 
     counter = CountingTarget(target)
-    path = TemperedPath(base, counter, 0.0)
+    path = TemperedPath(counter, base, 0.0)
     with torch.no_grad():
         x = base.sample(n_particles).detach()
         log_gamma = base.log_prob(x)  # log gamma_0 at the particles
@@ -400,8 +400,8 @@ def _train_transport(
 
 
 def annealed_importance_sampling(
-    base: Proposal,
     target: Target,
+    base: Proposal,
     n_particles: int,
     betas: Sequence[float],
     make_kernel: Callable[[Target], Kernel] | None = None,
@@ -417,7 +417,7 @@ def annealed_importance_sampling(
 
     >>> from lecturekit.targets.toy import GaussianMixture
     >>> base = GaussianMixture(torch.zeros(1, 2), 4.0)
-    >>> result = annealed_importance_sampling(base, GaussianMixture(torch.ones(1, 2)), 256, [0.25, 0.5, 1.0])
+    >>> result = annealed_importance_sampling(GaussianMixture(torch.ones(1, 2)), base, 256, [0.25, 0.5, 1.0])
     >>> abs(float(result.log_partition.value)) < 4 * float(result.log_partition.stderr)  # log Z = 0
     True
     """
@@ -426,13 +426,13 @@ def annealed_importance_sampling(
             "betas is required: AIS runs along a fixed schedule (e.g. tempering.geometric_schedule); "
             "for adaptive temperatures use sequential_monte_carlo"
         )
-    return _run(base, target, n_particles, betas, make_kernel, n_mcmc_steps, 0.0, 0.5, "systematic",
+    return _run(target, base, n_particles, betas, make_kernel, n_mcmc_steps, 0.0, 0.5, "systematic",
                 None, 0, 1e-3)
 
 
 def sequential_monte_carlo(
-    base: Proposal,
     target: Target,
+    base: Proposal,
     n_particles: int,
     betas: Sequence[float] | None = None,
     make_kernel: Callable[[Target], Kernel] | None = None,
@@ -451,17 +451,17 @@ def sequential_monte_carlo(
 
     >>> from lecturekit.targets.toy import GaussianMixture
     >>> base = GaussianMixture(torch.zeros(1, 2), 4.0)
-    >>> result = sequential_monte_carlo(base, GaussianMixture(torch.ones(1, 2)), 256)
+    >>> result = sequential_monte_carlo(GaussianMixture(torch.ones(1, 2)), base, 256)
     >>> result.betas[0], result.betas[-1], result.particles.shape
     (0.0, 1.0, torch.Size([256, 2]))
     """
-    return _run(base, target, n_particles, betas, make_kernel, n_mcmc_steps, resample_threshold, target_cess,
+    return _run(target, base, n_particles, betas, make_kernel, n_mcmc_steps, resample_threshold, target_cess,
                 resampling, None, 0, 1e-3)
 
 
 def flow_transport_smc(
-    base: Proposal,
     target: Target,
+    base: Proposal,
     n_particles: int,
     betas: Sequence[float],
     flows: Sequence[Flow],
@@ -487,7 +487,7 @@ def flow_transport_smc(
     The training's target evaluations are counted in ``n_training_evaluations``.
     """
     check_int(n_train_steps, "n_train_steps", minimum=0)
-    return _run(base, target, n_particles, betas, make_kernel, n_mcmc_steps, resample_threshold, 0.5, resampling,
+    return _run(target, base, n_particles, betas, make_kernel, n_mcmc_steps, resample_threshold, 0.5, resampling,
                 flows, n_train_steps, lr)
 
 
@@ -500,8 +500,8 @@ class CRAFTHistory(NamedTuple):
 
 
 def train_craft(
-    base: Proposal,
     target: Target,
+    base: Proposal,
     n_particles: int,
     betas: Sequence[float],
     flows: Sequence[Flow],
@@ -525,7 +525,7 @@ def train_craft(
     check_positive_int(n_train_steps, "n_train_steps")
     log_z, loss, cost = [], [], 0
     for _ in progress_bar(n_iterations, progress, desc="CRAFT"):
-        run = flow_transport_smc(base, target, n_particles, betas, flows, make_kernel, n_mcmc_steps,
+        run = flow_transport_smc(target, base, n_particles, betas, flows, make_kernel, n_mcmc_steps,
                                  resample_threshold, n_train_steps=n_train_steps, lr=lr)
         log_z.append(float(run.log_partition.value))
         loss.append([steps[-1] if steps else math.nan for steps in run.transport_losses])

@@ -50,7 +50,7 @@ from torch import Tensor
 
 from lecturekit.checks import check_number, check_points, check_positive_int
 from lecturekit.distributions import DiagonalGaussian, TridiagonalGaussian
-from lecturekit.estimates import self_normalized_expectation
+from lecturekit.estimates import reweighted_expectation
 from lecturekit.targets.base import Target
 
 __all__ = [
@@ -227,7 +227,7 @@ def mode_masses(x: Tensor, log_weights: Tensor | None = None) -> Tensor:
     else:
         if not isinstance(log_weights, Tensor) or log_weights.shape != x.shape[:1]:
             raise ValueError(f"log_weights must have shape ({x.shape[0]},), got {getattr(log_weights, 'shape', None)}")
-        mass = self_normalized_expectation(positive, log_weights.to(positive.dtype))
+        mass = reweighted_expectation(positive, log_weights.to(positive.dtype)).value
     return torch.stack([mass, 1 - mass])
 
 

@@ -99,7 +99,7 @@ class TemperedPath(Target):
     >>> from lecturekit.distributions import StandardNormal
     >>> from lecturekit.targets.toy import GaussianMixture
     >>> target = GaussianMixture(torch.ones(1, 2), 0.5)
-    >>> path = TemperedPath(StandardNormal(2), target, 0.25)
+    >>> path = TemperedPath(target, StandardNormal(2), 0.25)
     >>> x = torch.randn(3, 2)
     >>> bool(torch.allclose(path.log_prob(x), 0.75 * StandardNormal(2).log_prob(x) + 0.25 * target.log_prob(x)))
     True
@@ -107,7 +107,7 @@ class TemperedPath(Target):
     torch.Size([3])
     """
 
-    def __init__(self, base: Proposal | None, target: Target, beta: float) -> None:
+    def __init__(self, target: Target, base: Proposal | None, beta: float) -> None:
         if not isinstance(target, Target):
             raise TypeError(f"target must be a lecturekit.targets.base.Target, got {type(target).__name__}")
         if base is not None:
@@ -125,7 +125,7 @@ class TemperedPath(Target):
 
     def at(self, beta: float) -> TemperedPath:
         """The same path at another ``beta``."""
-        return TemperedPath(self.base, self.target, beta)
+        return TemperedPath(self.target, self.base, beta)
 
     def energy(self, x: Tensor) -> Tensor:
         return -self.log_prob(x)
@@ -166,4 +166,4 @@ class TemperedPath(Target):
 
     def __repr__(self) -> str:
         base = "None" if self.base is None else type(self.base).__name__
-        return f"TemperedPath(base={base}, target={type(self.target).__name__}, beta={self.beta:.4g})"
+        return f"TemperedPath(target={type(self.target).__name__}, base={base}, beta={self.beta:.4g})"

@@ -53,6 +53,7 @@ from lecturekit.checks import (
     check_positive_int,
     check_tensor,
 )
+from lecturekit.diagnostics import _kish_ess
 from lecturekit.flows.core import Flow
 from lecturekit.progress import progress_bar
 from lecturekit.targets.base import Target
@@ -194,9 +195,7 @@ class TrainingHistory(NamedTuple):
 def _ess_fraction(log_weights: Tensor) -> Tensor:
     """Kish ESS / n from log-weights, on the device, without a sync (``-inf`` weights count as zero)."""
     log_weights = log_weights.detach()
-    log_weights = torch.where(torch.isnan(log_weights), -math.inf, log_weights)
-    ess = torch.exp(2 * torch.logsumexp(log_weights, 0) - torch.logsumexp(2 * log_weights, 0))
-    return ess.nan_to_num(0.0) / log_weights.shape[0]
+    return _kish_ess(log_weights) / log_weights.shape[0]
 
 
 def train_flow(
