@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lecturekit.checks import check_number, check_positive_int
+from lecturekit.checks import check_finite, check_number, check_positive_int
 from lecturekit.diagnostics import ConstantChainError, mcse
 
 __all__ = [
@@ -62,6 +62,7 @@ def count_tunnellings(m: Tensor, threshold: float) -> Tensor:
     [2]
     """
     m = _check_series(m)
+    check_finite(m, "m")
     threshold = check_number(threshold, "threshold", positive=True)
     side = torch.zeros(m.shape[1], dtype=torch.int8, device=m.device)
     count = torch.zeros(m.shape[1], dtype=torch.int64, device=m.device)

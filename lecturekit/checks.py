@@ -45,6 +45,7 @@ __all__ = [
     "check_points",
     "check_positive_int",
     "check_same_device",
+    "check_same_floating_dtype",
     "check_tensor",
     "check_matches_module",
     "check_module_class",
@@ -193,6 +194,32 @@ def check_same_device(**tensors: Tensor) -> torch.device:
     for name, device in devices.items():
         if device != first:
             raise ValueError(f"{name} is on {device} but {first_name} is on {first}; move them to one device")
+    return first
+
+
+def check_same_floating_dtype(**tensors: Tensor) -> torch.dtype | None:
+    """Return the common dtype of the named floating-point tensors, or raise a ``TypeError`` naming the odd one out.
+
+    Non-floating tensors (counts, indices, masks) are ignored; ``None`` if there is no
+    floating-point tensor.
+
+    >>> check_same_floating_dtype(x=torch.zeros(1), mask=torch.ones(1, dtype=torch.bool))
+    torch.float32
+    >>> check_same_floating_dtype(x=torch.zeros(1, dtype=torch.float64), mean=torch.zeros(1))
+    Traceback (most recent call last):
+        ...
+    TypeError: x has dtype torch.float64 but mean has dtype torch.float32; convert one of them (e.g. x.to(torch.float32))
+    """
+    floating = [(name, t.dtype) for name, t in tensors.items() if t.is_floating_point()]
+    if not floating:
+        return None
+    first_name, first = floating[0]
+    for name, dtype in floating[1:]:
+        if dtype != first:
+            raise TypeError(
+                f"{first_name} has dtype {first} but {name} has dtype {dtype}; "
+                f"convert one of them (e.g. {first_name}.to({dtype}))"
+            )
     return first
 
 

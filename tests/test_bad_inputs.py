@@ -409,7 +409,7 @@ def _smc(**kwargs: object) -> object:
 
     base = GaussianMixture(torch.zeros(1, 2), 2.0)
     runner = annealed_importance_sampling if kwargs.pop("ais", False) else sequential_monte_carlo
-    return runner(base, mixture, 16, **kwargs)
+    return runner(mixture, base, 16, **kwargs)
 
 
 def _tempering(name: str) -> Callable:
@@ -494,7 +494,7 @@ SAMPLING_CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]]
     "sequential_monte_carlo: make_kernel returns None": (
         lambda d: _smc(betas=[0.5, 1.0], make_kernel=lambda path: None), TypeError, "make_kernel"),
     "sequential_monte_carlo: n_particles=1": (
-        lambda d: _smc_function("sequential_monte_carlo")(GaussianMixture(torch.zeros(1, 2)), mixture, 1),
+        lambda d: _smc_function("sequential_monte_carlo")(mixture, GaussianMixture(torch.zeros(1, 2)), 1),
         ValueError, "n_particles"),
     # numbers of the wrong kind or value
     "HMC: jitter='0.1'": (lambda d: _hmc(step_size=0.1, jitter="0.1"), TypeError, "jitter"),
@@ -516,6 +516,238 @@ SAMPLING_CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]]
         lambda d: _bg_loss(torch.full((4, 2), NAN)), ValueError, "data"),
     "boltzmann_generator_loss: data not a tensor": (lambda d: _bg_loss([[0.0, 0.0]]), TypeError, "data"),
 }
+
+
+F64 = torch.float64
+
+
+def _kernel(name: str, **kwargs: object) -> object:
+    from lecturekit.samplers import mcmc
+    from lecturekit.samplers.hmc import HMC
+
+    kernels = {"HMC": HMC, "MALA": MALA, "RWM": RandomWalkMetropolis, "mcmc.MALA": mcmc.MALA}
+    return kernels[name](mixture, **kwargs)
+
+
+def _neutra(flow: object = None, target: object = None) -> object:
+    from lecturekit.samplers.neutra import NeuTraTarget
+
+    return NeuTraTarget(mixture if target is None else target, small_flow() if flow is None else flow)
+
+
+def _resample(name: str) -> Callable:
+    from lecturekit.samplers import resampling
+
+    return getattr(resampling, name)
+
+
+def _path(**kwargs: object) -> object:
+    from lecturekit.targets.tempering import TemperedPath
+
+    base = GaussianMixture(torch.zeros(1, 2), 2.0)
+    return TemperedPath(kwargs.pop("target", mixture), kwargs.pop("base", base), **kwargs)
+
+
+# Hold-out cases of issue 19 item 3, written before the fixes of this branch (mixed dtypes, kernels,
+# NeuTra, SMC, resampling, tempering, diagnostics).
+HOLDOUT_CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]] = {
+    # mixed dtypes: float64 chains on float32 targets (TypeError, as checks.py documents)
+    "HMC chain: float64 positions on a float32 target": (
+        lambda d: run_chains(_kernel("HMC", step_size=0.1), torch.zeros(2, 2, dtype=F64), 2), TypeError, "position"),
+    "MALA chain: float64 positions on a float32 target": (
+        lambda d: run_chains(_kernel("MALA", step_size=0.1), torch.zeros(2, 2, dtype=F64), 2), TypeError, "position"),
+    "RWM chain: float64 positions on a float32 target": (
+        lambda d: run_chains(_kernel("RWM", step_size=0.1), torch.zeros(2, 2, dtype=F64), 2), TypeError, "position"),
+    "NeuTraTarget.log_prob: float64 z on a float32 flow": (
+        lambda d: _neutra().log_prob(torch.zeros(2, 2, dtype=F64)), TypeError, "z"),
+    "NeuTraTarget.log_prob_and_score: float64 z": (
+        lambda d: _neutra().log_prob_and_score(torch.zeros(2, 2, dtype=F64)), TypeError, "z"),
+    "sequential_monte_carlo: float64 base, float32 target": (
+        lambda d: _smc_function("sequential_monte_carlo")(
+            mixture, GaussianMixture(torch.zeros(1, 2, dtype=F64), 2.0), 4, betas=[1.0]),
+        TypeError, "base"),
+    "annealed_importance_sampling: float64 base, float32 target": (
+        lambda d: _smc_function("annealed_importance_sampling")(
+            mixture, GaussianMixture(torch.zeros(1, 2, dtype=F64), 2.0), 4, betas=[1.0]),
+        TypeError, "base"),
+    # kernels: wrong kinds and values
+    "HMC: n_leapfrog=0": (lambda d: _hmc(step_size=0.1, n_leapfrog=0), ValueError, "n_leapfrog"),
+    "HMC: n_leapfrog=2.5": (lambda d: _hmc(step_size=0.1, n_leapfrog=2.5), TypeError, "n_leapfrog"),
+    "HMC: n_leapfrog=True": (lambda d: _hmc(step_size=0.1, n_leapfrog=True), TypeError, "n_leapfrog"),
+    "HMC: step_size=-1": (lambda d: _hmc(step_size=-1.0), ValueError, "step_size"),
+    "HMC: step_size=NaN": (lambda d: _hmc(step_size=NAN), ValueError, "step_size"),
+    "HMC: step_size=inf": (lambda d: _hmc(step_size=INF), ValueError, "step_size"),
+    "HMC: step_size='0.1'": (lambda d: _hmc(step_size="0.1"), TypeError, "step_size"),
+    "HMC: jitter=-0.1": (lambda d: _hmc(step_size=0.1, jitter=-0.1), ValueError, "jitter"),
+    "HMC: target not a Target": (
+        lambda d: __import__("lecturekit.samplers.hmc", fromlist=["HMC"]).HMC("mixture", 0.1), TypeError, "target"),
+    "HMC chain: positions of the wrong dimension": (
+        lambda d: run_chains(_kernel("HMC", step_size=0.1), torch.zeros(2, 3), 2), ValueError, "position"),
+    "HMC chain: integer positions": (
+        lambda d: run_chains(_kernel("HMC", step_size=0.1), torch.zeros(2, 2, dtype=torch.long), 2),
+        TypeError, "initial_position"),
+    "HMC chain: meta positions": (
+        lambda d: run_chains(_kernel("HMC", step_size=0.1), torch.zeros(2, 2, device=META), 2),
+        ValueError, "initial_position"),
+    "HMC chain: n_steps=0": (
+        lambda d: run_chains(_kernel("HMC", step_size=0.1), torch.zeros(2, 2), 0), ValueError, "n_steps"),
+    "MALA: step_size=0": (lambda d: _kernel("MALA", step_size=0.0), ValueError, "step_size"),
+    "MALA: step_size tensor with NaN": (
+        lambda d: _kernel("MALA", step_size=torch.tensor([0.1, NAN])), ValueError, "step_size"),
+    "MALA: step_size of shape (2, 2)": (
+        lambda d: _kernel("MALA", step_size=torch.ones(2, 2)), ValueError, "step_size"),
+    # NeuTra
+    "NeuTraTarget: flow not a Flow": (lambda d: _neutra(flow=nn.Linear(2, 2)), TypeError, "flow"),
+    "NeuTraTarget: target not a Target": (lambda d: _neutra(target="mixture"), TypeError, "target"),
+    "NeuTraTarget.log_prob: wrong dimension": (lambda d: _neutra().log_prob(torch.zeros(2, 3)), ValueError, "z"),
+    "NeuTraTarget.log_prob: list": (lambda d: _neutra().log_prob([[0.0, 0.0]]), TypeError, "z"),
+    "NeuTraTarget.log_prob: integer z": (
+        lambda d: _neutra().log_prob(torch.zeros(2, 2, dtype=torch.long)), TypeError, "z"),
+    # SMC
+    "sequential_monte_carlo: n_particles=2.0": (
+        lambda d: _smc_function("sequential_monte_carlo")(mixture, GaussianMixture(torch.zeros(1, 2), 2.0), 2.0),
+        TypeError, "n_particles"),
+    "sequential_monte_carlo: n_mcmc_steps=-1": (lambda d: _smc(betas=[1.0], n_mcmc_steps=-1), ValueError, "n_mcmc_steps"),
+    "sequential_monte_carlo: resample_threshold=1.5": (
+        lambda d: _smc(betas=[1.0], resample_threshold=1.5), ValueError, "resample_threshold"),
+    "sequential_monte_carlo: resample_threshold=NaN": (
+        lambda d: _smc(betas=[1.0], resample_threshold=NAN), ValueError, "resample_threshold"),
+    "sequential_monte_carlo: resampling='bogus'": (
+        lambda d: _smc(betas=[1.0], resampling="bogus"), ValueError, "resampling"),
+    "sequential_monte_carlo: target_cess=1.5": (lambda d: _smc(target_cess=1.5), ValueError, "target_cess"),
+    "sequential_monte_carlo: target_cess=NaN": (lambda d: _smc(target_cess=NAN), ValueError, "target_cess"),
+    "sequential_monte_carlo: decreasing betas": (lambda d: _smc(betas=[0.5, 0.2, 1.0]), ValueError, "betas"),
+    "sequential_monte_carlo: NaN beta": (lambda d: _smc(betas=[NAN, 1.0]), ValueError, "betas"),
+    "sequential_monte_carlo: base not a Proposal": (
+        lambda d: _smc_function("sequential_monte_carlo")(mixture, "base", 4), TypeError, "base"),
+    "sequential_monte_carlo: target not a Target": (
+        lambda d: _smc_function("sequential_monte_carlo")("t", GaussianMixture(torch.zeros(1, 2)), 4),
+        TypeError, "target"),
+    "sequential_monte_carlo: dimensions differ": (
+        lambda d: _smc_function("sequential_monte_carlo")(mixture, GaussianMixture(torch.zeros(1, 3)), 4),
+        ValueError, "base"),
+    # resampling
+    "systematic_resample: NaN log-weights": (
+        lambda d: _resample("systematic_resample")(torch.tensor([0.0, NAN])), ValueError, "log_weights"),
+    "multinomial_resample: NaN log-weights": (
+        lambda d: _resample("multinomial_resample")(torch.tensor([0.0, NAN])), ValueError, "log_weights"),
+    "systematic_resample: n_samples=0": (
+        lambda d: _resample("systematic_resample")(torch.zeros(3), 0), ValueError, "n_samples"),
+    "systematic_resample: n_samples=1.5": (
+        lambda d: _resample("systematic_resample")(torch.zeros(3), 1.5), TypeError, "n_samples"),
+    "multinomial_resample: list": (lambda d: _resample("multinomial_resample")([0.0, 0.0]), TypeError, "log_weights"),
+    "systematic_resample: 2-d log-weights": (
+        lambda d: _resample("systematic_resample")(torch.zeros(2, 2)), ValueError, "log_weights"),
+    "systematic_resample: all -inf": (
+        lambda d: _resample("systematic_resample")(torch.full((3,), -INF)), ValueError, "log_weights"),
+    # tempering
+    "check_schedule: not ending at 1": (lambda d: _tempering("check_schedule")([0.2, 0.5]), ValueError, "betas"),
+    "check_schedule: empty": (lambda d: _tempering("check_schedule")([]), ValueError, "betas"),
+    "geometric_schedule: n_steps=2.5": (lambda d: _tempering("geometric_schedule")(2.5), TypeError, "n_steps"),
+    "geometric_schedule: beta_min=NaN": (lambda d: _tempering("geometric_schedule")(5, beta_min=NAN), ValueError,
+                                          "beta_min"),
+    "TemperedPath: beta=1.5": (lambda d: _path(beta=1.5), ValueError, "beta"),
+    "TemperedPath: beta=NaN": (lambda d: _path(beta=NAN), ValueError, "beta"),
+    "TemperedPath: beta='0.5'": (lambda d: _path(beta="0.5"), TypeError, "beta"),
+    "TemperedPath: target not a Target": (lambda d: _path(target="t", beta=0.5), TypeError, "target"),
+    # diagnostics
+    "rhat: list": (lambda d: rhat([[0.0, 1.0]]), TypeError, "chain"),
+    "rhat: NaN in the chain": (lambda d: rhat(torch.tensor([[0.0, NAN, 1.0, 2.0]] * 2)), ValueError, "chain"),
+    "mcmc_ess: method='bogus'": (lambda d: mcmc_ess(chains(), method="bogus"), ValueError, "method"),
+    "mcse: method='bogus'": (lambda d: mcse(chains(), method="bogus"), ValueError, "method"),
+    "ess_from_log_weights: NaN": (lambda d: ess_from_log_weights(torch.tensor([0.0, NAN])), ValueError, "log_weights"),
+    "ess_from_log_weights: integer tensor": (
+        lambda d: ess_from_log_weights(torch.zeros(3, dtype=torch.long)), TypeError, "log_weights"),
+    "integrated_autocorr_time: c=-1": (lambda d: integrated_autocorr_time(chains()[0], c=-1.0), ValueError, "c"),
+    "integrated_autocorr_time: c=NaN": (lambda d: integrated_autocorr_time(chains()[0], c=NAN), ValueError, "c"),
+    "autocorrelation: integer chain": (
+        lambda d: autocorrelation(torch.zeros(10, dtype=torch.long)), TypeError, "chain"),
+    # lattice phi^4, 1D phi^4, broken phase, angles, radial velocity
+    "Phi4Lattice: L=0": (lambda d: _mod("targets.phi4_lattice").Phi4Lattice(0, -4.0, 8.0), ValueError, "L"),
+    "Phi4Lattice: L=2.5": (lambda d: _mod("targets.phi4_lattice").Phi4Lattice(2.5, -4.0, 8.0), TypeError, "L"),
+    "Phi4Lattice: m2=NaN": (lambda d: _mod("targets.phi4_lattice").Phi4Lattice(4, NAN, 8.0), ValueError, "m2"),
+    "Phi4Lattice: lam=NaN": (lambda d: _mod("targets.phi4_lattice").Phi4Lattice(4, -4.0, NAN), ValueError, "lam"),
+    "Phi4Lattice: lam=-1": (lambda d: _mod("targets.phi4_lattice").Phi4Lattice(4, -4.0, -1.0), ValueError, "lam"),
+    "Phi4Lattice: m2='1'": (lambda d: _mod("targets.phi4_lattice").Phi4Lattice(4, "1", 8.0), TypeError, "m2"),
+    "Phi4Lattice.log_prob: wrong number of sites": (
+        lambda d: _mod("targets.phi4_lattice").Phi4Lattice(2, -4.0, 8.0).log_prob(torch.zeros(3, 5)), ValueError, "x"),
+    "albergo_from_del_debbio: beta=NaN": (
+        lambda d: _mod("targets.phi4_lattice").albergo_from_del_debbio(NAN, 0.1), ValueError, "beta"),
+    "del_debbio_from_albergo: lam=NaN": (
+        lambda d: _mod("targets.phi4_lattice").del_debbio_from_albergo(-4.0, NAN), ValueError, "lam"),
+    "magnetization: list": (lambda d: _mod("targets.phi4_lattice").magnetization([[0.0]]), TypeError, "phi"),
+    "susceptibility: NaN field": (
+        lambda d: _mod("targets.phi4_lattice").susceptibility(torch.full((4, 4), NAN)), ValueError, "phi"),
+    "two_point_function: L=3 for 4 sites": (
+        lambda d: _mod("targets.phi4_lattice").two_point_function(torch.zeros(5, 4), L=3), ValueError, "phi"),
+    "susceptibility_along_chain: NaN chain": (
+        lambda d: _mod("targets.phi4_lattice").susceptibility_along_chain(torch.full((20, 4), NAN)), ValueError, "chain"),
+    "Phi4Chain: n_sites=0": (lambda d: _phi4_chain(n_sites=0), ValueError, "n_sites"),
+    "field_mean: integer tensor": (
+        lambda d: _mod("targets.phi4_chain").field_mean(torch.zeros(3, 4, dtype=torch.long)), TypeError, "x"),
+    "site_value: site=2.5": (lambda d: _mod("targets.phi4_chain").site_value(torch.zeros(3, 4), 2.5), TypeError, "site"),
+    "site_value: site=10 of 4": (lambda d: _mod("targets.phi4_chain").site_value(torch.zeros(3, 4), 10), ValueError, "site"),
+    "phi4_chain.mode_masses: NaN log-weights": (
+        lambda d: _mod("targets.phi4_chain").mode_masses(torch.zeros(3, 4), torch.tensor([0.0, NAN, 0.0])),
+        ValueError, "log_weights"),
+    "phi4_chain.mode_masses: NaN points": (
+        lambda d: _mod("targets.phi4_chain").mode_masses(torch.full((3, 4), NAN)), ValueError, "x"),
+    "count_tunnellings: threshold=-1": (
+        lambda d: _mod("broken_phase").count_tunnellings(torch.zeros(10, 2), -1.0), ValueError, "threshold"),
+    "count_tunnellings: threshold=NaN": (
+        lambda d: _mod("broken_phase").count_tunnellings(torch.zeros(10, 2), NAN), ValueError, "threshold"),
+    "count_tunnellings: NaN m": (
+        lambda d: _mod("broken_phase").count_tunnellings(torch.full((10, 2), NAN), 0.5), ValueError, "m"),
+    "tunnelling_time: list": (lambda d: _mod("broken_phase").tunnelling_time([0.0, 1.0], 0.5), TypeError, "m"),
+    "sign_weight: NaN m": (lambda d: _mod("broken_phase").sign_weight(torch.tensor([1.0, NAN])), ValueError, "m"),
+    "sign_weight: empty m": (lambda d: _mod("broken_phase").sign_weight(torch.zeros(0)), ValueError, "m"),
+    "angle_of: wrong last dimension": (lambda d: _mod("targets.angles").angle_of(torch.zeros(3, 3)), ValueError, "u"),
+    "angle_of: integer tensor": (
+        lambda d: _mod("targets.angles").angle_of(torch.zeros(3, 2, dtype=torch.long)), TypeError, "u"),
+    "AngleAsVector: index=5 for dim 2": (lambda d: _mod("targets.angles").AngleAsVector(mixture, 5), ValueError, "index"),
+    "AngleAsVector: index=0.5": (lambda d: _mod("targets.angles").AngleAsVector(mixture, 0.5), TypeError, "index"),
+    "AngleAsVector: target not a Target": (lambda d: _mod("targets.angles").AngleAsVector("t", 0), TypeError, "target"),
+    "radial_velocity: NaN times": (
+        lambda d: _mod("targets.radial_velocity").radial_velocity(torch.tensor([NAN]), torch.zeros(1, 4)), ValueError, "t"),
+    "radial_velocity: list times": (
+        lambda d: _mod("targets.radial_velocity").radial_velocity([0.0], torch.zeros(1, 4)), TypeError, "t"),
+    "radial_velocity.mode_masses: list ln_period": (
+        lambda d: _mod("targets.radial_velocity").mode_masses([0.1], torch.tensor([0.0, 1.0])), TypeError, "ln_period"),
+    "no_planet_log_evidence: sigma_v0=-1": (
+        lambda d: _mod("targets.radial_velocity").no_planet_log_evidence(
+            _mod("targets.radial_velocity").simulate_observations(), sigma_v0=-1.0), ValueError, "sigma_v0"),
+    "no_planet_log_evidence: data not RadialVelocityData": (
+        lambda d: _mod("targets.radial_velocity").no_planet_log_evidence("data"), TypeError, "data"),
+    # quadrature, symmetry
+    "Z2Symmetrized: density not a module": (lambda d: _mod("flows.symmetry").Z2Symmetrized("p"), TypeError, "density"),
+    "GridQuadrature: n_points=1": (lambda d: GridQuadrature(mixture, (-1, 1), (-1, 1), n_points=1), ValueError, "n_points"),
+    "GridQuadrature: n_points=2.5": (
+        lambda d: GridQuadrature(mixture, (-1, 1), (-1, 1), n_points=2.5), TypeError, "n_points"),
+    "GridQuadrature: reversed xlim": (lambda d: GridQuadrature(mixture, (1, -1), (-1, 1)), ValueError, "xlim"),
+    "GridQuadrature: NaN ylim": (lambda d: GridQuadrature(mixture, (-1, 1), (NAN, 1)), ValueError, "ylim"),
+    "GridQuadrature: integer dtype": (
+        lambda d: GridQuadrature(mixture, (-1, 1), (-1, 1), dtype=torch.long), TypeError, "dtype"),
+    "simulate_observations: n_observations=0": (
+        lambda d: _mod("targets.radial_velocity").simulate_observations(n_observations=0), ValueError, "n_observations"),
+    "simulate_observations: sigma_obs=-1": (
+        lambda d: _mod("targets.radial_velocity").simulate_observations(sigma_obs=-1.0), ValueError, "sigma_obs"),
+    "simulate_observations: span=NaN": (
+        lambda d: _mod("targets.radial_velocity").simulate_observations(span=NAN), ValueError, "span"),
+}
+
+
+def _mod(name: str) -> object:
+    import importlib
+
+    return importlib.import_module(f"lecturekit.{name}")
+
+
+@pytest.mark.parametrize("case", list(HOLDOUT_CASES))
+def test_holdout_bad_input_raises_a_clear_error(case: str, tmp_path: Path) -> None:
+    call, error, name = HOLDOUT_CASES[case]
+    with pytest.raises(error) as info:
+        call(tmp_path)
+    assert name in str(info.value), f"{case}: {str(info.value)!r} does not name {name!r}"
 
 
 @pytest.mark.parametrize("case", list(SAMPLING_CASES))

@@ -90,16 +90,8 @@ def _typed_numbers_in(paragraph: str) -> list[str]:
     return [match.group().strip() for match in _NUMBER.finditer(paragraph)]
 
 
-# Pages not yet brought under the rules (issue 17 converts them one by one; the set then goes).
-PENDING = {
-    "08-adaptive-flow-mcmc",
-}
-
-
 @pytest.mark.parametrize("page", CHAPTERS + PAGES, ids=lambda p: p.name)
 def test_prose_numbers_are_glued_from_outputs(page: Path) -> None:
-    if page.stem in PENDING:
-        pytest.skip(f"{page.name} is not yet converted to glued numbers")
     typed = [(where, number) for where, text in _markdown_cells(page) for number in typed_numbers(text)]
     assert not typed, (
         f"{page.name}: numbers typed by hand in the prose (glue them from the cell that computes them "
@@ -115,8 +107,6 @@ def _claim_cells(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.name)
 def test_every_chapter_asserts_its_claims(chapter: Path) -> None:
-    if chapter.stem in PENDING:
-        pytest.skip(f"{chapter.name} is not yet converted to claim cells")
     claims = _claim_cells(chapter)
     assert claims, f"{chapter.name}: no cell tagged {CLAIM_TAG!r}; assert what the prose claims about the outputs"
     for cell in claims:

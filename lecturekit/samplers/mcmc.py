@@ -27,10 +27,9 @@ from typing import NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from lecturekit.checks import check_positive_int, check_same_device, check_tensor
+from lecturekit.checks import check_points, check_positive_int, check_same_device, check_same_floating_dtype, check_tensor
 from lecturekit.diagnostics import acceptance_rate
 from lecturekit.progress import progress_bar
-from lecturekit.checks import check_points
 from lecturekit.targets.base import Target
 
 __all__ = [
@@ -129,10 +128,17 @@ def _normal_like(x: Tensor, std: float | Tensor) -> Tensor:
 
 
 def check_target_device(target: Target, x: Tensor, name: str = "position") -> None:
-    """Raise a ``ValueError`` if a tensor held by ``target`` lives on another device than ``x``."""
+    """Raise if a tensor held by ``target`` lives on another device than ``x`` or has another floating dtype.
+
+    A ``ValueError`` for a device mismatch, a ``TypeError`` when ``x`` is floating-point
+    with another dtype than the target's floating-point tensors (``float64`` points are
+    not silently rounded into a ``float32`` target, nor the reverse), as
+    :mod:`lecturekit.checks` documents.
+    """
     tensors = {f"target.{key}": value for key, value in vars(target).items() if isinstance(value, Tensor)}
     if tensors:
         check_same_device(**{name: x}, **tensors)
+        check_same_floating_dtype(**{name: x}, **tensors)
 
 
 def _check_step_size(step_size: float | Tensor) -> float | Tensor:

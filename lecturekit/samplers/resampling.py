@@ -28,7 +28,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..diagnostics import normalized_weights
+from lecturekit.checks import check_positive_int
+
+from lecturekit.diagnostics import normalized_weights
 
 __all__ = ["multinomial_resample", "systematic_resample"]
 
@@ -39,8 +41,7 @@ def _weights_and_count(log_weights: Tensor, n_samples: int | None) -> tuple[Tens
         raise ValueError(f"log_weights must have shape (n,), got {tuple(log_weights.shape)}")
     if n_samples is None:
         n_samples = log_weights.shape[0]
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    n_samples = check_positive_int(n_samples, "n_samples")
     return weights, n_samples
 
 

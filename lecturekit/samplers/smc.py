@@ -95,7 +95,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lecturekit.checks import check_fraction, check_int, check_positive_int
+from lecturekit.checks import check_fraction, check_int, check_positive_int, check_same_floating_dtype
 from lecturekit.diagnostics import ess_from_log_weights
 from lecturekit.estimates import Estimate
 from lecturekit.flows.core import Flow
@@ -256,6 +256,22 @@ def _default_kernel(path: Target) -> Kernel:
     return MALA(path, step_size=0.05)
 
 
+def _held_tensors(obj: object, prefix: str) -> dict[str, Tensor]:
+    """The floating-point tensors ``obj`` holds (attributes, and parameters and buffers of a module)."""
+    held = {f"{prefix}.{key}": value for key, value in vars(obj).items() if isinstance(value, Tensor)}
+    if isinstance(obj, torch.nn.Module):
+        held.update({f"{prefix}.{key}": value for key, value in obj.named_parameters()})
+        held.update({f"{prefix}.{key}": value for key, value in obj.named_buffers()})
+    return {key: value for key, value in held.items() if value.is_floating_point()}
+
+
+def _check_same_dtype(base: object, target: object) -> None:
+    """Raise a ``TypeError`` if ``base`` and ``target`` hold floating tensors of different dtypes."""
+    held = {**_held_tensors(base, "base"), **_held_tensors(target, "target")}
+    if held:
+        check_same_floating_dtype(**held)
+
+
 def _run(
     target: Target,
     base: Proposal,
@@ -271,6 +287,7 @@ def _run(
     lr: float,
 ) -> SMCResult:
     check_target_and_proposal(target, base, "base")
+    _check_same_dtype(base, target)
     check_positive_int(n_particles, "n_particles")
     if n_particles < 2:
         raise ValueError(f"n_particles must be at least 2, got {n_particles}")

@@ -48,7 +48,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lecturekit.checks import check_number, check_points, check_positive_int
+from lecturekit.checks import check_finite, check_number, check_points, check_positive_int, check_tensor
 from lecturekit.distributions import DiagonalGaussian, TridiagonalGaussian
 from lecturekit.estimates import reweighted_expectation
 from lecturekit.targets.base import Target
@@ -195,6 +195,7 @@ def field_mean(x: Tensor) -> Tensor:
     r""":math:`\bar\phi = \frac1N\sum_i\phi_i` of fields of shape ``(..., N)``; shape ``(...)``."""
     if not isinstance(x, Tensor) or x.dim() == 0:
         raise TypeError(f"x must be a tensor of shape (..., N), got {type(x).__name__}")
+    check_tensor(x, "x")
     return x.mean(-1)
 
 
@@ -204,7 +205,9 @@ def site_value(x: Tensor, site: int | None = None) -> Tensor:
         raise TypeError(f"x must be a tensor of shape (..., N), got {type(x).__name__}")
     n = x.shape[-1]
     site = n // 2 if site is None else site
-    if isinstance(site, bool) or not isinstance(site, int) or not 0 <= site < n:
+    if isinstance(site, bool) or not isinstance(site, int):
+        raise TypeError(f"site must be an int in [0, {n}), got {type(site).__name__} {site!r}")
+    if not 0 <= site < n:
         raise ValueError(f"site must be an int in [0, {n}), got {site!r}")
     return x[..., site]
 
@@ -221,6 +224,7 @@ def mode_masses(x: Tensor, log_weights: Tensor | None = None) -> Tensor:
     """
     if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[0] == 0:
         raise ValueError(f"x must be a tensor of shape (n, N) with n >= 1, got {getattr(x, 'shape', type(x).__name__)}")
+    check_finite(x, "x")
     positive = (field_mean(x) > 0).to(x.dtype if x.is_floating_point() else torch.get_default_dtype())
     if log_weights is None:
         mass = positive.mean()

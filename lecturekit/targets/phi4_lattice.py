@@ -58,7 +58,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lecturekit.checks import check_number, check_points, check_positive_int
+from lecturekit.checks import check_finite, check_number, check_points, check_positive_int, check_tensor
 from lecturekit.diagnostics import integrated_autocorr_time, mcse
 from lecturekit.targets.base import Target
 
@@ -280,6 +280,8 @@ def two_point_function(phi: Tensor, L: int | None = None) -> Tensor:
 
     bars being means over all leading axes of ``phi`` (``(..., V)``: samples, or steps and chains).
     """
+    check_tensor(phi, "phi")
+    check_finite(phi, "phi")
     field = _lattice(phi, L).flatten(end_dim=-3) if phi.dim() > 1 else _lattice(phi, L).unsqueeze(0)
     return site_correlator(field.flatten(-2)).mean(0) - site_correlator(field.mean(0).flatten(-2))
 

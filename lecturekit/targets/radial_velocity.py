@@ -60,8 +60,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lecturekit.checks import check_number
-from lecturekit.checks import check_points
+from lecturekit.checks import check_finite, check_number, check_points, check_tensor
 from lecturekit.targets.base import Target
 
 __all__ = [
@@ -87,6 +86,8 @@ def radial_velocity(t: Tensor, x: Tensor) -> Tensor:
     tensor([3., 3.])
     """
     check_points(x, 4, "x")
+    check_tensor(t, "t")
+    check_finite(t, "t")
     v0, amplitude, phase, ln_period = (x[..., i : i + 1] for i in range(4))
     return v0 + amplitude * torch.cos(TWO_PI * t.to(x) * torch.exp(-ln_period) + phase)
 
@@ -404,6 +405,7 @@ def mode_masses(ln_period: Tensor, edges: Tensor) -> Tensor:
         raise ValueError("edges must be a 1D tensor of at least 2 increasing values")
     if not bool(torch.isfinite(edges).all()) or not bool((edges[1:] > edges[:-1]).all()):
         raise ValueError(f"edges must be finite and strictly increasing, got {edges.tolist()}")
+    check_tensor(ln_period, "ln_period")
     flat = ln_period.detach().reshape(-1).to(torch.float64).cpu().contiguous()  # a strided view warns in bucketize
     index = torch.bucketize(flat, edges.detach()[1:-1].to(torch.float64).cpu().contiguous())
     counts = torch.zeros(edges.numel() - 1, dtype=torch.float64).index_add_(0, index, torch.ones_like(flat))
