@@ -85,6 +85,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_annealing.py
 	$(BIN)/python benchmarks/bench_informed_base.py
 	$(BIN)/python benchmarks/bench_neutra_global_local.py
+	$(BIN)/python benchmarks/bench_conditional.py
 
 exercises: setup
 	# nbgrader calls `alembic` by name when it creates the gradebook, so .venv/bin goes on PATH.
