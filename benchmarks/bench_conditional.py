@@ -20,7 +20,7 @@ import time
 import torch
 
 from lecturekit.device import Timer, default_device, seed_everything
-from lecturekit.phi4_lattice import Phi4Lattice
+from lecturekit.targets.phi4_lattice import Phi4Lattice
 from lecturekit.samplers.conditional import BlockConditionalFlow, BlockFlowSampler, train_block_flow
 
 BETA, LAM = 0.5, 0.5

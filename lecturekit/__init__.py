@@ -44,6 +44,7 @@ package ``__init__`` files re-export nothing). Lower layers never import higher 
    - ``flow_mcmc``       flow independence Metropolis-Hastings
    - ``adaptive``        global-local and adaptive flow-MCMC
    - ``neutra``          NeuTra: MCMC in a flow's latent space
+   - ``conditional``     block-conditional flows as Metropolis-within-Gibbs proposals
    - ``resampling``      multinomial and systematic resampling
    - ``smc``             AIS, SMC, annealed flow transport, CRAFT
    - ``annealing``       annealed variational inference and annealed data sets (trainers that run MCMC)

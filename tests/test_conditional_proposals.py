@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lecturekit.diagnostics import mcse
-from lecturekit.phi4_lattice import Phi4Lattice, magnetization
+from lecturekit.targets.phi4_lattice import Phi4Lattice, magnetization
 from lecturekit.samplers.conditional import (
     BlockConditionalFlow,
     BlockFlowSampler,

@@ -2,7 +2,7 @@ r"""Conditional flow proposals: resample one block of a lattice field given its 
 
 The lecture's "be less ambitious" slide: instead of a global proposal
 :math:`x' \sim \rho_\theta(x')`, propose :math:`x' \sim \pi_\theta(x'|x)` and accept with the
-exact Metropolis-Hastings ratio. Here the lattice of a :class:`~lecturekit.phi4_lattice.Phi4Lattice`
+exact Metropolis-Hastings ratio. Here the lattice of a :class:`~lecturekit.targets.phi4_lattice.Phi4Lattice`
 is cut into :math:`b\times b` blocks; a block's values :math:`y` are resampled from a small
 conditional flow :math:`q_\theta(y\,|\,\partial y)` that sees only the :math:`4b` sites next to the
 block (its boundary :math:`\partial y`). For a nearest-neighbour action the conditional of the
@@ -32,7 +32,7 @@ per side). One sweep updates both colours, so every site is proposed once.
 The scaling study this is set against is Del Debbio, Marsh Rossney and Wilson (2021),
 "Efficient modeling of trivializing maps for lattice phi^4 theory using normalizing flows",
 Phys. Rev. D 104, 094507 (arXiv:2105.12481); the couplings follow their form via
-:meth:`Phi4Lattice.from_del_debbio <lecturekit.phi4_lattice.Phi4Lattice.from_del_debbio>`.
+:meth:`Phi4Lattice.from_del_debbio <lecturekit.targets.phi4_lattice.Phi4Lattice.from_del_debbio>`.
 The couplings are affine (real NVP, Dinh et al. 2017), conditioned on the boundary as in
 conditional normalizing flows.
 """
@@ -45,7 +45,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from lecturekit.phi4_lattice import Phi4Lattice
+from lecturekit.targets.phi4_lattice import Phi4Lattice
 
 __all__ = [
     "BlockConditionalFlow",
