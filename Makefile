@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make book` and `make test`.
-# `make book` always re-executes every chapter (--all), so a change in lecturekit shows up.
+# `make book` always re-executes every chapter (tools/execute_chapters.py, into an emptied cache), so a change in lecturekit shows up.
 # Both create .venv on first use and reuse it afterwards (the stamp file records
 # which pyproject/constraints it was built from).
 
@@ -41,7 +41,10 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 # One torch thread per chapter kernel: the chapters run small batches, for which a second
 # thread gains little on two cores and, on a busy machine, costs up to 25x (measured on
 # chapters 03, 05-07 and 13, which then hit the 300 s cell timeout).
+# The chapters execute first, one per core (tools/execute_chapters.py fills myst-nb's cache
+# afresh and stops on any failing chapter); jupyter-book then takes their outputs from the cache.
 book: setup
+	$(QUIET) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python tools/execute_chapters.py
 	$(QUIET) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/jupyter-book build . --all -W --keep-going
 	@echo
 	@echo "Book built: open file://$(CURDIR)/_build/html/index.html"

@@ -162,13 +162,16 @@ def _previous_nbgrader_cell(notebook: NotebookNode, grade_id: str) -> NotebookNo
     return cells[index - 1]
 
 
-# Kinds that test how the grading command copes with a kernel that hangs, exits or dies, with a
-# huge output, an AST transformer, or a deleted solution cell. Its handling does not depend on the
-# notebook, so only the assignments whose battery.toml sets ``workflow_kinds = true`` (01 and 02)
-# pay for them: each costs a timeout or a second run of the notebook, and `make test` must stay
-# under 20 minutes with every assignment's battery in it.
+# Kinds that test how the grading command copes with a cell past the timeout, a kernel that hangs,
+# exits or dies, a huge output, an AST transformer, or a deleted solution cell. Its handling does
+# not depend on the notebook, so only the assignment whose battery.toml sets
+# ``workflow_kinds = true`` (01) pays for them: each costs a timeout or a second run of the
+# notebook, and `make test` must stay under 20 minutes with every assignment's battery in it.
+# (The scores a broken cell costs, which do depend on the notebook, every battery checks with
+# the "raises" kind.)
 WORKFLOW_KINDS = frozenset(
-    {"uninterruptible-loop", "exit", "kernel-death", "huge-output", "cheat-ast", "deleted-solution-and-test"}
+    {"infinite-loop", "uninterruptible-loop", "exit", "kernel-death", "huge-output", "cheat-ast",
+     "deleted-solution-and-test"}
 )
 
 

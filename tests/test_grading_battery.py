@@ -1,7 +1,7 @@
 """The grading battery: every kind of submission graded by the grading command, scores asserted.
 
 For each assignment (a class per assignment, so that ``--dist loadscope`` runs them on separate
-workers), ``tests/battery.py`` builds about twenty kinds of submission from the solution and
+workers), ``tests/battery.py`` builds 14 to 21 kinds of submission from the solution and
 release, with the expected score of every test cell and the expected status written down
 first. One ``python -m gradekit grade`` run (the command instructors use, ``make grade``) grades
 them all, with the assignment's short per-cell timeout from its ``battery.toml``. The tests then
