@@ -565,6 +565,7 @@ def flow_transport_smc(
     Example:
         >>> from lecturekit.flows.core import real_nvp
         >>> from lecturekit.targets.toy import GaussianMixture
+        >>> _ = torch.manual_seed(0)
         >>> target = GaussianMixture(torch.ones(1, 2))  # normalised: log Z = 0
         >>> base = GaussianMixture(torch.zeros(1, 2), 4.0)
         >>> betas = [0.25, 0.5, 1.0]
@@ -576,7 +577,6 @@ def flow_transport_smc(
         True
         >>> abs(frozen.log_partition.value.item()) < 0.3
         True
-        >>> _ = torch.manual_seed(0)
         >>> trained = flow_transport_smc(target, base, 256, betas, flows, n_train_steps=10, lr=1e-2)
         >>> [len(losses) for losses in trained.transport_losses]
         [10, 10, 10]
