@@ -1,4 +1,4 @@
-r"""Metropolis-Hastings with a normalizing flow as the proposal (Section 3.1).
+r"""Metropolis-Hastings with a normalizing flow as the proposal: flow-based independence sampling.
 
 *Independent* Metropolis-Hastings (Hastings 1970; Tierney, Ann. Stat. 1994) proposes
 :math:`x' \sim \rho_\theta` regardless of the current state :math:`x` and accepts with
@@ -14,13 +14,24 @@ samples :math:`\rho_*` exactly, whatever the flow, as long as :math:`\rho_\theta
 :math:`\rho_* > 0`; the flow's quality shows in the acceptance rate and in the
 autocorrelation (a chain that sits on a state of large weight rejects for long).
 With a flow trained by variational inference this is the sampler of Albergo, Kanwar &
-Shanahan (PRD 2019) and of the lecture's slide "Correcting the samples with a MCMC".
+Shanahan (PRD 2019): MCMC corrects the flow's samples, so that the chain targets
+:math:`\rho_*` exactly however imperfect the flow.
 
 The proposal's log-density must be the *normalised* :math:`\log\rho_\theta` (never a
 symmetric default: the proposal does not depend on :math:`x`, so its density does not
 cancel). Each state caches both :math:`\log\rho_*(x)` and :math:`\log\rho_\theta(x)`
 (:attr:`MCMCState.proposal_log_prob`), so one step costs one flow pass
 (``sample_and_log_prob``) and one target evaluation.
+
+References:
+    | Monte Carlo sampling methods using Markov chains and their applications (Hastings, 1970)
+    | https://doi.org/10.1093/biomet/57.1.97
+    | Markov Chains for Exploring Posterior Distributions (Tierney, 1994)
+    | https://doi.org/10.1214/aos/1176325750
+    | Metropolized independent sampling with comparisons to rejection sampling and importance sampling (Liu, 1996)
+    | https://doi.org/10.1007/BF00162521
+    | Flow-based generative models for Markov chain Monte Carlo in lattice field theory (Albergo et al., 2019)
+    | https://doi.org/10.1103/PhysRevD.100.034515
 """
 
 from __future__ import annotations
@@ -105,9 +116,9 @@ def lognormal_independence_acceptance(sigma: float) -> float:
     :math:`\Phi` the standard normal distribution function. (The same computation gives
     the acceptance of pseudo-marginal MCMC with log-normal noise.) When the flow's error is
     a sum of many weakly dependent local errors, :math:`\sigma^2` grows like the number of
-    degrees of freedom :math:`D`, and the acceptance falls like :math:`e^{-O(D)}`: the
-    lecture's slide "Scaling to larger and larger systems". Real log-weights have heavier
-    tails than a Gaussian, so take this as a heuristic.
+    degrees of freedom :math:`D`, and the acceptance falls like :math:`e^{-O(D)}`: why a
+    global flow proposal gets harder to use as the system grows. Real log-weights have
+    heavier tails than a Gaussian, so take this as a heuristic.
 
     >>> lognormal_independence_acceptance(0.0), round(lognormal_independence_acceptance(2.0), 4)
     (1.0, 0.1573)
@@ -127,20 +138,34 @@ class FlowIndependenceMetropolis:
     :func:`independence_log_acceptance_ratio` through the shared
     :func:`~lecturekit.samplers.mcmc.metropolis_update`. Nothing carries gradients.
 
-    Parameters
-    ----------
-    target:
-        The :class:`~lecturekit.targets.base.Target` to sample (unnormalised is fine).
-    proposal:
-        A flow, or any :class:`~lecturekit.targets.base.Proposal` with a *normalised* ``log_prob``.
+    ``target`` is the :class:`~lecturekit.targets.base.Target` to sample (unnormalised is
+    fine); ``proposal`` is a flow, or any :class:`~lecturekit.targets.base.Proposal` with a
+    *normalised* ``log_prob``, which must be positive wherever the target is. A step proposes
+    :math:`x' \sim \rho_\theta` and moves there with probability
+    :math:`\min[1, w(x')/w(x)]`, :math:`w = \rho_*/\rho_\theta`.
 
-    >>> from lecturekit.flows.core import real_nvp
-    >>> from lecturekit.targets.toy import GaussianMixture
-    >>> flow = real_nvp(2, n_layers=2)
-    >>> kernel = FlowIndependenceMetropolis(GaussianMixture(torch.zeros(1, 2)), flow)
-    >>> state, info = kernel.step(kernel.init(flow.sample(8)))
-    >>> state.position.shape, state.proposal_log_prob.shape, info.accepted.shape
-    (torch.Size([8, 2]), torch.Size([8]), torch.Size([8]))
+    Example:
+        >>> from lecturekit.flows.core import real_nvp
+        >>> from lecturekit.samplers.mcmc import run_chains
+        >>> from lecturekit.targets.toy import GaussianMixture
+        >>> _ = torch.manual_seed(0)
+        >>> flow = real_nvp(2, n_layers=2)  # untrained: the identity, a standard normal proposal
+        >>> target = GaussianMixture(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]), 0.25)  # two modes
+        >>> kernel = FlowIndependenceMetropolis(target, flow)
+        >>> state, info = kernel.step(kernel.init(flow.sample(8)))
+        >>> state.position.shape, state.proposal_log_prob.shape, info.accepted.shape
+        (torch.Size([8, 2]), torch.Size([8]), torch.Size([8]))
+        >>> samples = run_chains(kernel, flow.sample(32), n_steps=60).samples[10:]
+        >>> abs(samples.square().sum(-1).mean().item() - 1.5) < 0.15  # E|x|^2 = 1 + 2 * 0.25
+        True
+        >>> abs((samples[..., 0] > 0).float().mean().item() - 0.5) < 0.1  # both modes, equal weights
+        True
+
+    References:
+        | Markov Chains for Exploring Posterior Distributions (Tierney, 1994)
+        | https://doi.org/10.1214/aos/1176325750
+        | Flow-based generative models for Markov chain Monte Carlo in lattice field theory (Albergo et al., 2019)
+        | https://doi.org/10.1103/PhysRevD.100.034515
     """
 
     def __init__(self, target: Target, proposal: Proposal) -> None:

@@ -1,4 +1,4 @@
-r"""Annealed importance sampling, sequential Monte Carlo and annealed flow transport (Section 4.3).
+r"""Annealed importance sampling, sequential Monte Carlo and annealed flow transport.
 
 All three move :math:`N` particles along the tempered path
 :math:`\gamma_\beta \propto \rho_B^{1-\beta}\gamma_*^{\beta}`
@@ -84,6 +84,20 @@ Every target evaluation (``log_prob`` or ``log_prob_and_score`` at one point) is
 (:attr:`SMCResult.n_target_evaluations`): the cost measure of the benchmarks.
 Everything is vectorised over particles, follows the base's device, and stays in log space;
 particles whose weight is zero (``-inf``) are never moved by the kernel and never come back.
+
+References:
+    | Annealed importance sampling (Neal, 2001)
+    | https://doi.org/10.1023/A:1008923215028
+    | Sequential Monte Carlo samplers (Del Moral et al., 2006)
+    | https://doi.org/10.1111/j.1467-9868.2006.00553.x
+    | Toward Automatic Model Comparison: An Adaptive Sequential Monte Carlo Approach (Zhou et al., 2016)
+    | https://doi.org/10.1080/10618600.2015.1060885
+    | Variance estimation in the particle filter (Lee & Whiteley, 2018)
+    | https://doi.org/10.1093/biomet/asy028
+    | Annealed Flow Transport Monte Carlo (Arbel et al., 2021)
+    | https://arxiv.org/abs/2102.07501
+    | Continual Repeated Annealed Flow Transport Monte Carlo (Matthews et al., 2022)
+    | https://arxiv.org/abs/2201.13117
 """
 
 from __future__ import annotations
@@ -430,13 +444,29 @@ def annealed_importance_sampling(
     ``betas`` is increasing and ends at 1 (:math:`\beta_0 = 0` is implicit); at each
     :math:`\beta_k` every particle takes ``n_mcmc_steps`` steps of ``make_kernel(path_at_beta_k)``
     (default: :class:`~lecturekit.samplers.mcmc.MALA` with step size 0.05). Each particle's final weight
-    :math:`\exp(\text{log\_weights}_i)` is an independent, unbiased estimate of :math:`Z`.
+    :math:`\exp(\text{log\_weights}_i)` is an independent, unbiased estimate of :math:`Z`:
 
-    >>> from lecturekit.targets.toy import GaussianMixture
-    >>> base = GaussianMixture(torch.zeros(1, 2), 4.0)
-    >>> result = annealed_importance_sampling(GaussianMixture(torch.ones(1, 2)), base, 256, [0.25, 0.5, 1.0])
-    >>> abs(float(result.log_partition.value)) < 4 * float(result.log_partition.stderr)  # log Z = 0
-    True
+    .. math::
+
+        \log W_i = \sum_{k=1}^{K} (\beta_k - \beta_{k-1})\big[\log\gamma_*(x^i_{k-1}) - \log\rho_B(x^i_{k-1})\big],
+        \qquad \hat Z = \frac1N\sum_{i=1}^N W_i ,
+
+    with :math:`x^i_0 \sim \rho_B` and :math:`x^i_k` the particle after its moves at :math:`\beta_k`.
+
+    Example:
+        >>> from lecturekit.targets.toy import GaussianMixture
+        >>> _ = torch.manual_seed(0)
+        >>> target = GaussianMixture(torch.ones(1, 2))  # normalised: log Z = 0
+        >>> base = GaussianMixture(torch.zeros(1, 2), 4.0)
+        >>> result = annealed_importance_sampling(target, base, 256, [0.25, 0.5, 1.0])
+        >>> result.betas, any(result.resampled)
+        ([0.0, 0.25, 0.5, 1.0], False)
+        >>> abs(result.log_partition.value.item()) < 0.3
+        True
+
+    References:
+        | Annealed importance sampling (Neal, 2001)
+        | https://doi.org/10.1023/A:1008923215028
     """
     if betas is None:
         raise TypeError(
@@ -464,13 +494,34 @@ def sequential_monte_carlo(
     ``resample_threshold`` times ``n_particles`` (0 never resamples: AIS), and moves the particles
     with ``n_mcmc_steps`` steps of ``make_kernel(path_at_beta)`` at each temperature. With
     ``betas=None`` each next temperature is chosen by bisection so that the conditional ESS is
-    ``target_cess`` times ``n_particles`` (:func:`next_inverse_temperature`).
+    ``target_cess`` times ``n_particles`` (:func:`next_inverse_temperature`), up to the
+    bisection's precision:
 
-    >>> from lecturekit.targets.toy import GaussianMixture
-    >>> base = GaussianMixture(torch.zeros(1, 2), 4.0)
-    >>> result = sequential_monte_carlo(GaussianMixture(torch.ones(1, 2)), base, 256)
-    >>> result.betas[0], result.betas[-1], result.particles.shape
-    (0.0, 1.0, torch.Size([256, 2]))
+    .. math::
+
+        \beta_k = \max\big\{\beta \in (\beta_{k-1}, 1] :\ \mathrm{CESS}(\beta) \ge \texttt{target\_cess}\times N\big\}.
+
+    :math:`\log\hat Z` and its standard error come from the particles' genealogy (module
+    docstring).
+
+    Example:
+        >>> from lecturekit.targets.toy import GaussianMixture
+        >>> _ = torch.manual_seed(0)
+        >>> target = GaussianMixture(torch.ones(1, 2))  # normalised: log Z = 0
+        >>> base = GaussianMixture(torch.zeros(1, 2), 4.0)
+        >>> result = sequential_monte_carlo(target, base, 256)  # adaptive temperatures
+        >>> result.betas[0], result.betas[-1], result.particles.shape
+        (0.0, 1.0, torch.Size([256, 2]))
+        >>> abs(result.log_partition.value.item()) < 0.3
+        True
+
+    References:
+        | Sequential Monte Carlo samplers (Del Moral et al., 2006)
+        | https://doi.org/10.1111/j.1467-9868.2006.00553.x
+        | Toward Automatic Model Comparison: An Adaptive Sequential Monte Carlo Approach (Zhou et al., 2016)
+        | https://doi.org/10.1080/10618600.2015.1060885
+        | On the convergence of adaptive sequential Monte Carlo methods (Beskos et al., 2016)
+        | https://doi.org/10.1214/15-AAP1113
     """
     return _run(target, base, n_particles, betas, make_kernel, n_mcmc_steps, resample_threshold, target_cess,
                 resampling, None, 0, 1e-3)
@@ -502,6 +553,39 @@ def flow_transport_smc(
     keeps the flows frozen. With identity flows this is :func:`sequential_monte_carlo` on the
     same schedule, sample for sample.
     The training's target evaluations are counted in ``n_training_evaluations``.
+
+    With :math:`T_k` the flow at step :math:`k`, the incremental weight and AFT's training loss
+    over the normalised weights :math:`\bar W_i` are
+
+    .. math::
+
+        \log w_k(x) = \log\gamma_{\beta_k}(T_k(x)) + \log|\det\nabla T_k(x)| - \log\gamma_{\beta_{k-1}}(x),
+        \qquad L(T_k) = -\sum_i \bar W_i \log w_k(x_i).
+
+    Example:
+        >>> from lecturekit.flows.core import real_nvp
+        >>> from lecturekit.targets.toy import GaussianMixture
+        >>> _ = torch.manual_seed(0)
+        >>> target = GaussianMixture(torch.ones(1, 2))  # normalised: log Z = 0
+        >>> base = GaussianMixture(torch.zeros(1, 2), 4.0)
+        >>> betas = [0.25, 0.5, 1.0]
+        >>> flows = [real_nvp(2, n_layers=2, hidden=(16, 16)) for _ in betas]  # untrained: identities
+        >>> _ = torch.manual_seed(1)
+        >>> frozen = flow_transport_smc(target, base, 256, betas, flows)
+        >>> _ = torch.manual_seed(1)
+        >>> torch.equal(frozen.particles, sequential_monte_carlo(target, base, 256, betas).particles)
+        True
+        >>> abs(frozen.log_partition.value.item()) < 0.3
+        True
+        >>> trained = flow_transport_smc(target, base, 256, betas, flows, n_train_steps=10, lr=1e-2)
+        >>> [len(losses) for losses in trained.transport_losses]
+        [10, 10, 10]
+        >>> all(losses[-1] < losses[0] for losses in trained.transport_losses)  # the flows learn
+        True
+
+    References:
+        | Annealed Flow Transport Monte Carlo (Arbel et al., 2021)
+        | https://arxiv.org/abs/2102.07501
     """
     check_int(n_train_steps, "n_train_steps", minimum=0)
     return _run(target, base, n_particles, betas, make_kernel, n_mcmc_steps, resample_threshold, 0.5, resampling,
@@ -537,6 +621,30 @@ def train_craft(
     :func:`flow_transport_smc` with the (now frozen) flows and new particles gives an unbiased
     :math:`\hat Z`. All target evaluations, sampling and training, are counted in
     ``n_training_evaluations``.
+
+    The flows are trained on AFT's loss (:func:`flow_transport_smc`); since every iteration
+    draws fresh particles, the losses average over runs and the flows approach the minimisers
+    of :math:`\mathrm{KL}(T_{k\#}\pi_{k-1}\,\|\,\pi_k)`, :math:`\pi_k \propto \gamma_{\beta_k}`, one per
+    step.
+
+    Example:
+        >>> from lecturekit.flows.core import real_nvp
+        >>> from lecturekit.targets.toy import GaussianMixture
+        >>> _ = torch.manual_seed(0)
+        >>> target = GaussianMixture(torch.ones(1, 2))  # normalised: log Z = 0
+        >>> base = GaussianMixture(torch.zeros(1, 2), 4.0)
+        >>> betas = [0.25, 0.5, 1.0]
+        >>> flows = [real_nvp(2, n_layers=2, hidden=(16, 16)) for _ in betas]
+        >>> history = train_craft(target, base, 128, betas, flows, n_iterations=5, n_train_steps=2, lr=5e-3)
+        >>> len(history.log_partition), len(history.loss[0])
+        (5, 3)
+        >>> evaluation = flow_transport_smc(target, base, 256, betas, flows)  # frozen flows: unbiased Z
+        >>> abs(evaluation.log_partition.value.item()) < 0.3
+        True
+
+    References:
+        | Continual Repeated Annealed Flow Transport Monte Carlo (Matthews et al., 2022)
+        | https://arxiv.org/abs/2201.13117
     """
     check_positive_int(n_iterations, "n_iterations")
     check_positive_int(n_train_steps, "n_train_steps")
