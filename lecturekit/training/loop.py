@@ -17,7 +17,7 @@ unnormalised log-density :math:`\log\rho_*(x) = -U(x) - \log Z` but no data, min
 
 .. math::
 
-    \mathrm{KL}(\rho_\theta\,\|\,\rho_*) + \log Z
+    \mathrm{KL}(\rho_\theta\,\|\,\rho_*) - \log Z
         = \mathbb{E}_{z\sim\rho_B}\big[\log\rho_\theta(T_\theta(z)) + U(T_\theta(z))\big]
         \approx \frac1n\sum_{i=1}^n \big[\log\rho_\theta(x_i) + U(x_i)\big],
         \quad x_i = T_\theta(z_i).
@@ -151,7 +151,7 @@ def reverse_kl_terms(flow: Flow, target: Target, n_samples: int, beta: float = 1
 
 
 def reverse_kl_loss(flow: Flow, target: Target, n_samples: int, beta: float = 1.0) -> Tensor:
-    r"""Reparametrised estimate of :math:`\mathrm{KL}(\rho_\theta\,\|\,\rho_*^\beta) + \log Z_\beta`.
+    r"""Reparametrised estimate of :math:`\mathrm{KL}(\rho_\theta\,\|\,\rho_*^\beta) - \log Z_\beta`.
 
     .. math::
 
@@ -384,8 +384,8 @@ def train_max_likelihood(
 
         L_\mathrm{ML}(\theta) = -\frac1B\sum_{b=1}^B \log\rho_\theta(x_{i_b}),
 
-    an unbiased estimate of :math:`\mathrm{KL}(\rho_*\,\|\,\rho_\theta)` up to the constant
-    entropy of the data (see :func:`train_flow` for ``lr``, ``weight_decay``,
+    an unbiased estimate of :math:`\mathrm{KL}(\rho_*\,\|\,\rho_\theta)` up to the entropy of
+    :math:`\rho_*`, a constant (see :func:`train_flow` for ``lr``, ``weight_decay``,
     ``max_grad_norm`` and ``lr_schedule``). ``data`` is moved to the flow's device and
     dtype. A ``tqdm.auto`` progress bar shows the loss when ``progress`` is true.
 
@@ -445,7 +445,7 @@ def train_reverse_kl(
     .. math::
 
         L_\mathrm{KL}(\theta) = \frac1n\sum_{i=1}^n\big[\log\rho_\theta(x_i) + \beta U(x_i)\big]
-        \approx \mathrm{KL}(\rho_\theta\,\|\,\rho_*^\beta) - \log Z_\beta,
+        \approx \mathrm{KL}(\rho_\theta\,\|\,\rho_*^\beta) - \log Z_\beta
 
     (see :func:`train_flow` for the other settings). Returns a :class:`TrainingHistory`: the
     loss of every batch and the Kish ESS fraction of its samples as importance samples of
