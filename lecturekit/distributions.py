@@ -5,7 +5,8 @@ A flow pushes a simple base density :math:`\rho_B(z)` forward through a bijectio
 whose tensors are buffers (or parameters), so ``base.to(device)`` and
 ``base.double()`` move and cast it, and its state travels in ``state_dict()``.
 
-The interface every base shares (the informed Gaussian of Section 4 follows it too):
+The interface every base shares, so that :class:`~lecturekit.flows.core.Flow` and
+:func:`~lecturekit.flows.io.load_flow` take any of them:
 
 - ``dim``: the dimension :math:`d`;
 - ``sample(n)``: ``n`` reparametrised draws, shape ``(n, d)``, on the base's device and
@@ -15,10 +16,23 @@ The interface every base shares (the informed Gaussian of Section 4 follows it t
   :func:`lecturekit.flows.io.load_flow` rebuilds a module with the same state-dict layout
   (the values then come from the state dict).
 
-:class:`TridiagonalGaussian` is the *informed* base of Section 4.4: a Gaussian whose
-precision matrix is tridiagonal, such as the discretised free field
-:math:`\int \tfrac a2|\nabla\phi|^2 + \phi^2/(2\sigma^2)` (built by
-:meth:`lecturekit.targets.phi4_chain.Phi4Chain.coupled_base`).
+:class:`StandardNormal` and :class:`DiagonalGaussian` are the usual uninformed bases;
+sampling the latter as :math:`z = \mu + \sigma\odot\varepsilon` is the reparametrisation trick
+(Kingma & Welling, ICLR 2014). :class:`TridiagonalGaussian` is an *informed* base: a
+Gaussian whose precision matrix is tridiagonal (a Gaussian Markov chain, Rue & Held 2005),
+such as the discretised free field :math:`\int \tfrac a2|\nabla\phi|^2 + \phi^2/(2\sigma^2)`
+(built by :meth:`lecturekit.targets.phi4_chain.Phi4Chain.coupled_base`), the "coupled" base of
+Gabrié, Rotskoff & Vanden-Eijnden (PNAS 2022).
+
+References:
+    | Normalizing Flows for Probabilistic Modeling and Inference (Papamakarios et al., 2021)
+    | https://arxiv.org/abs/1912.02762
+    | Auto-Encoding Variational Bayes (Kingma & Welling, 2014)
+    | https://arxiv.org/abs/1312.6114
+    | Gaussian Markov Random Fields: Theory and Applications (Rue & Held, 2005)
+    | https://doi.org/10.1201/9780203492024
+    | Adaptive Monte Carlo augmented with normalizing flows (Gabrié et al., 2022)
+    | https://doi.org/10.1073/pnas.2109420119
 """
 
 from __future__ import annotations
@@ -160,7 +174,8 @@ class TridiagonalGaussian(nn.Module):
         \log\rho_B(z) = -\tfrac12 z^\top Q z + \tfrac12\log\det Q - \tfrac d2\log 2\pi ,
 
     the law of a Gaussian Markov chain :math:`z_1 - z_2 - \dots - z_d` (Rue & Held,
-    *Gaussian Markov random fields*, 2005, ch. 2). The lattice free field of Section 4.4,
+    *Gaussian Markov random fields*, 2005, ch. 2). The lattice free field of the :math:`\phi^4`
+    chain (:class:`~lecturekit.targets.phi4_chain.Phi4Chain`),
     :math:`\beta\,[\tfrac{aN}{2}\sum_i(\phi_{i+1}-\phi_i)^2 + \tfrac{1}{aN}\sum_i\phi_i^2/(2\sigma^2)]`
     with Dirichlet ends, is one (Gabrié, Rotskoff & Vanden-Eijnden, PNAS 2022: the "coupled" base).
 
@@ -185,12 +200,9 @@ class TridiagonalGaussian(nn.Module):
     ``cholesky_off_diagonal``): it moves with ``.to(...)``, and :func:`lecturekit.flows.io.save_flow`
     stores it with the flow. The base is fixed (no trainable parameters).
 
-    Parameters
-    ----------
-    precision_diagonal:
-        :math:`Q_{ii}`, shape ``(d,)``.
-    precision_off_diagonal:
-        :math:`Q_{i,i+1} = Q_{i+1,i}`, shape ``(d - 1,)``. :math:`Q` must be positive definite.
+    ``precision_diagonal`` holds the :math:`Q_{ii}`, shape ``(d,)``, and
+    ``precision_off_diagonal`` the :math:`Q_{i,i+1} = Q_{i+1,i}`, shape ``(d - 1,)``;
+    :math:`Q` must be positive definite (a ``ValueError`` otherwise).
 
     >>> base = TridiagonalGaussian(torch.tensor([2.0, 2.0, 2.0]), torch.tensor([-1.0, -1.0]))
     >>> base.sample(4).shape

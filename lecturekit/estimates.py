@@ -1,8 +1,25 @@
 r"""Estimates with a standard error, and the self-normalised weighted estimators.
 
-With importance log-weights :math:`\log w_i` and :math:`\bar w = \operatorname{softmax}(\log w)`,
-the self-normalised estimate of :math:`\mathbb{E}_{\rho_*}[f]` is :math:`\sum_i \bar w_i f(x_i)`
-(Owen, *Monte Carlo theory, methods and examples*, 2013, ch. 9).
+Draw :math:`x_1,\dots,x_n` from a normalised proposal :math:`\rho_p` and weight them towards an
+unnormalised target :math:`\tilde\rho_* = Z\rho_*`, :math:`w_i = \tilde\rho_*(x_i)/\rho_p(x_i)`.
+With :math:`\bar w = \operatorname{softmax}(\log w)` the normalised weights,
+
+.. math::
+
+    \widehat{\log Z} = \log\frac1n\sum_{i=1}^n w_i, \qquad
+    \hat\mu = \sum_{i=1}^n \bar w_i f(x_i) \approx \mathbb{E}_{\rho_*}[f],
+
+the importance-sampling estimate of the normalising constant (:func:`log_partition_estimate`)
+and the self-normalised estimate of an expectation (:func:`reweighted_expectation`; Owen,
+*Monte Carlo theory, methods and examples*, 2013, ch. 9), each with a delta-method standard
+error. Both need a number of samples of the order of :math:`\exp\mathrm{KL}(\rho_*\,\|\,\rho_p)`
+(Chatterjee & Diaconis, 2018).
+
+References:
+    | Monte Carlo theory, methods and examples (Owen, 2013)
+    | https://artowen.su.domains/mc/
+    | The sample size required in importance sampling (Chatterjee & Diaconis, 2018)
+    | https://doi.org/10.1214/17-AAP1326
 """
 
 from __future__ import annotations
@@ -70,7 +87,7 @@ def log_partition_estimate(log_weights: Tensor) -> Estimate:
     deviation of the weights, ESS Kish's). :math:`\widehat{\log Z}` is biased low by about
     :math:`\operatorname{se}^2/2` (Jensen), which is small when the standard error is.
     Both numbers are only as good as the weights' variance estimate: a proposal that
-    misses a mode gives a confident, wrong answer (Section 3.1).
+    misses a mode (the mode collapse of reverse-KL training) gives a confident, wrong answer.
 
     ``log_weights`` has shape ``(n,)`` with ``n >= 2``; ``-inf`` entries are zero weights.
 

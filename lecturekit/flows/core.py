@@ -1,4 +1,4 @@
-r"""Normalizing flows: invertible maps with a tractable Jacobian (Section 2.2).
+r"""Normalizing flows: invertible maps with a tractable Jacobian.
 
 A flow pushes a base density :math:`\rho_B` forward through a bijection
 :math:`x = T_\theta(z)`; by the change of variables (Rezende & Mohamed, ICML 2015;
@@ -34,6 +34,18 @@ and rebuild one.
 >>> x, log_q = flow.sample_and_log_prob(5)
 >>> bool(torch.allclose(log_q, flow.log_prob(x), atol=1e-5))
 True
+
+References:
+    | Variational Inference with Normalizing Flows (Rezende & Mohamed, 2015)
+    | https://arxiv.org/abs/1505.05770
+    | Normalizing Flows for Probabilistic Modeling and Inference (Papamakarios et al., 2021)
+    | https://arxiv.org/abs/1912.02762
+    | Density estimation using Real NVP (Dinh et al., 2017)
+    | https://arxiv.org/abs/1605.08803
+    | Glow: Generative Flow with Invertible 1x1 Convolutions (Kingma & Dhariwal, 2018)
+    | https://arxiv.org/abs/1807.03039
+    | Flow-based generative models for Markov chain Monte Carlo in lattice field theory (Albergo et al., 2019)
+    | https://doi.org/10.1103/PhysRevD.100.034515
 """
 
 from __future__ import annotations
@@ -140,7 +152,7 @@ def checkerboard_mask(height: int, width: int, parity: int = 0) -> Tensor:
     r"""Checkerboard mask of an ``height x width`` lattice, flattened row-major to ``(height * width,)``.
 
     Site :math:`(r, c)` (flat index :math:`r\,w + c`) is ``True`` when :math:`(r + c) \bmod 2`
-    equals ``parity``. The lattices of the course are square with an even side ``L``: then
+    equals ``parity``. The lattices here are square with an even side ``L``: then
     the two colours have :math:`L^2/2` sites each, and every nearest neighbour, including
     across the periodic boundary, has the other colour (Albergo, Kanwar & Shanahan, PRD 100,
     034515, 2019). Other shapes raise ``ValueError``.
@@ -218,18 +230,12 @@ class AffineCoupling(Transform):
     concatenation instead. Only the :math:`|A|` kept coordinates enter the conditioner and
     only the :math:`|B|` transformed ones are computed.
 
-    Parameters
-    ----------
-    mask:
-        Boolean tensor of shape ``(dim,)``, with at least one ``True`` and one ``False``;
-        see :func:`half_mask`, :func:`alternating_mask`, :func:`checkerboard_mask`.
-    hidden:
-        Widths of the conditioner's hidden layers.
-    scale_bound:
-        The bound :math:`b` on :math:`|s_i|`; keeps a layer from stretching by more than
-        :math:`e^{b}` per coordinate, which keeps early training stable.
-    activation:
-        The conditioner's nonlinearity (an ``nn.Module`` class).
+    ``mask`` is a boolean tensor of shape ``(dim,)`` with at least one ``True`` and one
+    ``False`` (see :func:`half_mask`, :func:`alternating_mask`, :func:`checkerboard_mask`).
+    The conditioner is an :func:`mlp` with hidden layers of widths ``hidden`` and the
+    nonlinearity ``activation`` (an ``nn.Module`` class). ``scale_bound`` is the bound
+    :math:`b` on :math:`|s_i|`: it keeps a layer from stretching by more than :math:`e^{b}`
+    per coordinate, which keeps early training stable.
 
     >>> layer = AffineCoupling(alternating_mask(4))
     >>> x, log_det = layer(torch.randn(8, 4))
@@ -315,15 +321,12 @@ class Flow(nn.Module):
     (Papamakarios et al., JMLR 2021, eq. 2). ``log_prob`` evaluates it through the
     inverse; ``sample_and_log_prob`` through the forward pass, reparametrised so that
     gradients of the samples *and* of their log-densities reach every parameter
-    (needed for the reverse KL of Section 3).
+    (needed for reverse-KL training, :func:`lecturekit.training.loop.reverse_kl_loss`).
 
-    Parameters
-    ----------
-    base:
-        A base distribution module with ``dim``, ``sample(n)`` and ``log_prob(z)``
-        (see :mod:`lecturekit.distributions`).
-    transforms:
-        Transforms applied in order in the sampling direction, each of dimension ``base.dim``.
+    ``base`` is a base distribution module with ``dim``, ``sample(n)`` and ``log_prob(z)``
+    (see :mod:`lecturekit.distributions`); ``transforms`` are the :class:`Transform` pieces
+    :math:`T_1,\dots,T_K`, applied in this order in the sampling direction, each of dimension
+    ``base.dim``.
     """
 
     def __init__(self, base: nn.Module, transforms: Sequence[Transform]) -> None:

@@ -39,6 +39,14 @@ no special architecture but costs two flow evaluations per density.)
 >>> x_flip, log_det_flip = flow(-z)
 >>> bool(torch.allclose(x_flip, -x)), bool(torch.allclose(log_det_flip, log_det))
 (True, True)
+
+References:
+    | Asymptotically unbiased estimation of physical observables with neural samplers (Nicoli et al., 2020)
+    | https://doi.org/10.1103/PhysRevE.101.023304
+    | Equivariant Flows: Exact Likelihood Generative Learning for Symmetric Densities (Köhler et al., 2020)
+    | https://arxiv.org/abs/2006.02425
+    | Flow-based sampling for multimodal distributions in lattice field theory (Hackett et al., 2021)
+    | https://arxiv.org/abs/2107.00734
 """
 
 from __future__ import annotations

@@ -16,6 +16,14 @@ and :func:`lattice_flow` returns an ordinary :class:`~lecturekit.flows.core.Flow
 >>> x, log_q = flow.sample_and_log_prob(3)
 >>> x.shape, bool(torch.allclose(log_q, flow.log_prob(x), atol=1e-5))
 (torch.Size([3, 16]), True)
+
+References:
+    | Density estimation using Real NVP (Dinh et al., 2017)
+    | https://arxiv.org/abs/1605.08803
+    | Flow-based generative models for Markov chain Monte Carlo in lattice field theory (Albergo et al., 2019)
+    | https://doi.org/10.1103/PhysRevD.100.034515
+    | Introduction to Normalizing Flows for Lattice Field Theory (Albergo et al., 2021)
+    | https://arxiv.org/abs/2101.08176
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-r"""Symmetrised densities: building a known symmetry of the target into a proposal (Section 4.4).
+r"""Symmetrised densities: building a known symmetry of the target into a proposal.
 
 If the target is invariant under :math:`x\mapsto -x` (the :math:`\mathbb{Z}_2` symmetry of
 :math:`\phi^4` without a tilt), so is every expectation of it; a learned density
@@ -15,6 +15,12 @@ and its log-density costs two evaluations of :math:`\log\rho_\theta`. As an impo
 independent Metropolis-Hastings proposal it gives the two mirror modes equal mass by
 construction (the group-averaging of equivariant flows, e.g. Köhler, Klein & Noé, ICML 2020,
 and of the cluster updates of Wu, Rossi & Carleo, PRR 2021).
+
+References:
+    | Equivariant Flows: Exact Likelihood Generative Learning for Symmetric Densities (Köhler et al., 2020)
+    | https://arxiv.org/abs/2006.02425
+    | Unbiased Monte Carlo cluster updates with autoregressive neural networks (Wu et al., 2021)
+    | https://doi.org/10.1103/PhysRevResearch.3.L042024
 """
 
 from __future__ import annotations

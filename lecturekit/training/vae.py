@@ -34,6 +34,19 @@ and an importance-sampled estimate of :math:`\log p_\theta(x)` with :math:`K` en
 with :math:`\mathcal{L} = \mathcal{L}_1 \le \mathcal{L}_K \le \mathcal{L}_{K+1} \le \log p_\theta(x)` and
 :math:`\mathcal{L}_K \to \log p_\theta(x)` as :math:`K\to\infty`. For a latent dimension of one or two,
 :meth:`VAE.log_prob_grid` computes the marginal by quadrature, which gives the reference.
+
+:func:`train_vae` maximises the ELBO with Adam, the KL term switched on gradually over the
+first steps (KL annealing, Bowman et al. 2016; Sønderby et al. 2016).
+
+References:
+    | Auto-Encoding Variational Bayes (Kingma & Welling, 2014)
+    | https://arxiv.org/abs/1312.6114
+    | Importance Weighted Autoencoders (Burda et al., 2016)
+    | https://arxiv.org/abs/1509.00519
+    | Generating Sentences from a Continuous Space (Bowman et al., 2016)
+    | https://arxiv.org/abs/1511.06349
+    | Ladder Variational Autoencoders (Sønderby et al., 2016)
+    | https://arxiv.org/abs/1602.02282
 """
 
 from __future__ import annotations
@@ -78,18 +91,10 @@ class VAE(nn.Module):
     With ``hidden=()`` a network is a single linear layer, which makes the linear-Gaussian
     model (exact marginal and posterior) a special case, used by the tests.
 
-    Parameters
-    ----------
-    data_dim:
-        Dimension :math:`d` of the data.
-    latent_dim:
-        Dimension :math:`k` of the latent variable.
-    hidden:
-        Widths of the hidden layers of encoder and decoder.
-    activation:
-        Activation class placed between linear layers.
-    heteroscedastic:
-        Whether the decoder's noise level depends on :math:`z`.
+    ``data_dim`` is the dimension :math:`d` of the data and ``latent_dim`` the dimension
+    :math:`k` of the latent variable. Encoder and decoder are fully connected networks with
+    hidden layers of widths ``hidden`` and an ``activation`` (a module class) between linear
+    layers; ``heteroscedastic`` says whether the decoder's noise level depends on :math:`z`.
 
     >>> vae = VAE(data_dim=2, latent_dim=1)
     >>> vae.sample(5).shape
@@ -301,9 +306,33 @@ def train_vae(
 
     i.e. the KL term is switched on linearly over the first ``kl_warmup`` steps ("KL annealing",
     Bowman et al. 2016; Sønderby et al. 2016), which keeps the decoder from ignoring :math:`z`
-    early on; afterwards the objective is the ELBO itself. The learning rate decays from ``lr``
-    to zero on a cosine schedule. ``data`` (shape ``(N, data_dim)``) is moved to the VAE's device.
-    Returns the negative mean ELBO (:math:`\lambda = 1`) of every mini-batch.
+    early on; afterwards the objective is the ELBO itself. The mini-batches have ``batch_size``
+    points :math:`B`, the expectation is estimated with ``n_samples`` reparametrised encoder
+    draws per point (:meth:`VAE.elbo_terms`), and the learning rate decays from ``lr`` to zero
+    on a cosine schedule (Loshchilov & Hutter, ICLR 2017). ``data`` (shape ``(N, data_dim)``) is
+    moved to the VAE's device and dtype; a ``tqdm.auto`` progress bar runs when ``progress`` is
+    true. Returns the negative mean ELBO (:math:`\lambda = 1`) of every mini-batch.
+
+    Example:
+        >>> from lecturekit.training.vae import VAE, train_vae
+        >>> _ = torch.manual_seed(0)
+        >>> data = torch.randn(500, 1) * torch.tensor([1.0, 0.5]) + 0.1 * torch.randn(500, 2)  # near a line
+        >>> vae = VAE(data_dim=2, latent_dim=1, hidden=(16,))
+        >>> losses = train_vae(vae, data, n_steps=60, batch_size=64, lr=1e-2)
+        >>> len(losses)
+        60
+        >>> sum(losses[-10:]) < sum(losses[:10])  # the negative ELBO went down
+        True
+
+    References:
+        | Auto-Encoding Variational Bayes (Kingma & Welling, 2014)
+        | https://arxiv.org/abs/1312.6114
+        | Generating Sentences from a Continuous Space (Bowman et al., 2016)
+        | https://arxiv.org/abs/1511.06349
+        | Ladder Variational Autoencoders (Sønderby et al., 2016)
+        | https://arxiv.org/abs/1602.02282
+        | Adam: A Method for Stochastic Optimization (Kingma & Ba, 2015)
+        | https://arxiv.org/abs/1412.6980
     """
     if not isinstance(vae, VAE):
         raise TypeError(f"vae must be a VAE, got {type(vae).__name__}")
