@@ -12,11 +12,25 @@ global proposal that knows both signs crosses in one step.
 * :func:`tunnelling_time` is the mean number of steps between two counted changes,
   :math:`\tau_\mathrm{tunnel} = N_\mathrm{steps} N_\mathrm{chains} / n_\mathrm{tunnel}`,
   with the Poisson error :math:`\tau/\sqrt{n}`;
-* :func:`sign_weight` is the fraction of states with :math:`M > 0` (exactly 1/2 for the
-  target) with its Monte Carlo standard error;
+* :func:`sign_weight` is the fraction of states with :math:`M > 0`,
+  :math:`\hat w_+ = \frac{1}{N_\mathrm{steps}N_\mathrm{chains}}\sum_{t,c}\mathbb{1}[M^c_t > 0]`
+  (exactly 1/2 for the target, by the :math:`\phi\to-\phi` symmetry), with its Monte Carlo
+  standard error;
 * :func:`small_lattice_moments` gives :math:`\langle|M|\rangle` and :math:`\langle M^2\rangle`
   exactly (by quadrature on a grid) on a lattice of at most four sites, the reference a
   sampler can be checked against where nothing else is exact.
+
+Hackett et al. (2021) build flow samplers for this bimodal, symmetry-broken phase of
+two-dimensional :math:`\phi^4`, where local samplers rarely tunnel between the two signs of
+:math:`M` and flows trained by reverse KL tend to collapse onto one of them. The grid
+quadrature converges as the trapezoidal rule does for smooth, rapidly decaying integrands
+(Trefethen & Weideman 2014).
+
+References:
+    | Flow-based sampling for multimodal distributions in lattice field theory (Hackett et al., 2021)
+    | https://arxiv.org/abs/2107.00734
+    | The Exponentially Convergent Trapezoidal Rule (Trefethen & Weideman, 2014)
+    | https://doi.org/10.1137/130932132
 """
 
 from __future__ import annotations
@@ -149,8 +163,8 @@ def small_lattice_moments(target: object, n_nodes: int = 64, half_width: float =
     faster than any power of the spacing (the trapezoid rule for a rapidly decaying
     integrand); :math:`|M|` has a kink at 0, where the rule is only second order. Compare
     two ``n_nodes`` to see the error. ``target`` needs ``dim`` and
-    ``log_prob``. Beyond four sites the grid has too many points: the book's reason for
-    samplers.
+    ``log_prob``. Beyond four sites the grid has too many points, which is why samplers are
+    needed at all.
 
     >>> from lecturekit.targets.phi4_lattice import Phi4Lattice
     >>> free = Phi4Lattice(2, m2=1.0, lam=0.0)

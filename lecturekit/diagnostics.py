@@ -24,7 +24,8 @@ function :math:`\rho(t)` of a scalar observable, the integrated autocorrelation 
 says how many steps one independent sample costs: :math:`\mathrm{ESS} = N / \tau`
 and the Monte Carlo standard error of the chain mean is
 :math:`\sqrt{\operatorname{Var}(f) / \mathrm{ESS}}`. The sum is truncated with
-Sokal's automatic window (Sokal 1997), as in emcee (Foreman-Mackey et al. 2013).
+Sokal's automatic window (Madras & Sokal 1988; Sokal 1997), as in emcee
+(Foreman-Mackey et al. 2013).
 
 *Several chains* can do more: they can disagree. Each chain's autocorrelation above is
 measured around that chain's own mean, so four chains stuck in four different modes
@@ -40,13 +41,34 @@ within a chain also shows), chain means :math:`\bar x_m`, within-chain variances
     B = \frac{N}{M-1} \sum_m (\bar x_m - \bar x)^2, \qquad
     \widehat{\operatorname{var}}^+ = \frac{N-1}{N} W + \frac1N B,
 
-the potential scale reduction is :math:`\hat R = \sqrt{\widehat{\operatorname{var}}^+ / W}`
+the potential scale reduction of Gelman & Rubin (1992) is
+:math:`\hat R = \sqrt{\widehat{\operatorname{var}}^+ / W}`
 (:func:`rhat`; close to 1 when the chains agree, :math:`\hat R > 1.01` is a warning) and
 the autocorrelations are measured against the pooled variance,
 :math:`\hat\rho_t = 1 - (W - \overline{C_m(t)}) / \widehat{\operatorname{var}}^+`, so that
 disagreement between chains lowers the effective sample size (:func:`mcmc_ess`) and
-raises the standard error (:func:`mcse`). These are the defaults; the within-chain
+raises the standard error (:func:`mcse`); the autocorrelation sum is truncated by Geyer's
+initial positive sequence (Geyer 1992). These are the defaults; the within-chain
 versions stay available with ``method="within_chain"``.
+
+*Several modes*: :func:`mode_occupancy` labels each sample by its nearest mode and compares
+the fraction of samples in each with the exact weights, as Grenioux et al. (2023) do.
+
+References:
+    | Monte Carlo Methods in Statistical Mechanics: Foundations and New Algorithms (Sokal, 1997)
+    | https://doi.org/10.1007/978-1-4899-0319-8_6
+    | The pivot algorithm: A highly efficient Monte Carlo method for the self-avoiding walk (Madras & Sokal, 1988)
+    | https://doi.org/10.1007/BF01022990
+    | emcee: The MCMC Hammer (Foreman-Mackey et al., 2013)
+    | https://doi.org/10.1086/670067
+    | Inference from Iterative Simulation Using Multiple Sequences (Gelman & Rubin, 1992)
+    | https://doi.org/10.1214/ss/1177011136
+    | Practical Markov Chain Monte Carlo (Geyer, 1992)
+    | https://doi.org/10.1214/ss/1177011137
+    | Rank-Normalization, Folding, and Localization: An Improved R-hat for Assessing Convergence of MCMC (Vehtari et al., 2021)
+    | https://doi.org/10.1214/20-BA1221
+    | On Sampling with Approximate Transport Maps (Grenioux et al., 2023)
+    | https://arxiv.org/abs/2302.04763
 """
 
 from __future__ import annotations

@@ -95,22 +95,15 @@ def plot_energy_contours(
 ) -> Axes:
     r"""Contours of the energy :math:`U(x)` of a two-dimensional target.
 
-    Energies are clipped at ``max_energy`` so the basins, not the steep walls, get the
-    contour levels; by default the clip is the 75th percentile of :math:`U` on the grid.
-    Energies of ``+inf`` (outside a support) are left blank. The defaults frame the
-    Müller-Brown potential (Müller & Brown, 1979).
-
-    Parameters
-    ----------
-    target:
-        A :class:`~lecturekit.targets.base.Target` with ``dim == 2``.
-    xlim, ylim:
-        Plotting box ``(low, high)``.
-    levels:
-        Number of contour levels (evenly spaced from the minimum energy on the grid to the
-        clip), or their explicit increasing values.
-    filled:
-        ``contourf`` when true, line contours otherwise.
+    ``target`` is a :class:`~lecturekit.targets.base.Target` with ``dim == 2``; its energy is
+    evaluated on a ``grid_size`` by ``grid_size`` grid over the box ``xlim`` x ``ylim``, each
+    a pair ``(low, high)``. Energies are clipped at ``max_energy`` so the basins, not the
+    steep walls, get the contour levels; by default the clip is the 75th percentile of
+    :math:`U` on the grid. Energies of ``+inf`` (outside a support) are left blank.
+    ``levels`` is the number of contour levels, evenly spaced from the minimum energy on the
+    grid to the clip, or their explicit increasing values; ``filled`` draws filled contours
+    (``contourf``) when true and line contours otherwise, in the colour map ``cmap``. The
+    default box frames the Müller-Brown potential (Müller & Brown, 1979).
     """
     if not isinstance(target, Target):
         raise TypeError(f"target must be a lecturekit Target, got {type(target).__name__}")
@@ -158,7 +151,8 @@ def plot_samples(samples: Tensor, ax: Axes | None = None, weights: Tensor | None
 
     With ``weights`` (non-negative, one per sample, e.g. normalised importance weights),
     each marker's area and opacity grow with ``weights / weights.max()``: samples that
-    carry no weight fade out, as on the lecture's importance-sampling slides.
+    carry no weight fade out, which shows at a glance how few samples an importance
+    sampling estimate rests on.
     ``color`` sets the marker colour (default white, to stand out on
     :func:`plot_energy_contours`); other keyword arguments go to
     :meth:`~matplotlib.axes.Axes.scatter` and override the defaults.

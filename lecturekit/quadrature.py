@@ -13,9 +13,14 @@ edges of the box, with cell area :math:`\Delta` and weights :math:`c_j = 1` insi
 
 The rule is second order: its error falls as :math:`\Delta` (the square of the grid
 spacing) for a smooth density, also when the box cuts off mass; where the box holds
-essentially all of the mass it is even more accurate. The book uses these numbers as the
-"exact" answers that samplers are compared with; in high dimension no such check exists,
-which is the whole point of the course.
+essentially all of the mass it is even more accurate (for a smooth density that decays
+fast, faster than any power of the spacing). These numbers serve as the "exact" answers that
+samplers are compared with; in high dimension no such check exists, which is why samplers
+are needed at all.
+
+References:
+    | The Exponentially Convergent Trapezoidal Rule (Trefethen & Weideman, 2014)
+    | https://doi.org/10.1137/130932132
 """
 
 from __future__ import annotations

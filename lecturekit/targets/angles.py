@@ -50,6 +50,14 @@ score is finite everywhere. MALA's and HMC's proposals use the score only as a d
 modified drift on that null set leaves them exact; near the origin their proposals are
 poor and rejected, but the Rayleigh radius puts little mass there
 (:math:`P(r < \varepsilon) = 1 - e^{-\varepsilon^2/2} \approx \varepsilon^2/2`).
+
+References:
+    | Choosing a Point from the Surface of a Sphere (Marsaglia, 1972)
+    | https://doi.org/10.1214/aoms/1177692644
+    | Stan Reference Manual, version 2.33: Unit vector (Stan Development Team, 2023)
+    | https://mc-stan.org/docs/2_33/reference-manual/unit-vector.html
+    | exoplanet: Gradient-based probabilistic inference for exoplanet data & other astronomical time series (Foreman-Mackey et al., 2021)
+    | https://doi.org/10.21105/joss.03285
 """
 
 from __future__ import annotations

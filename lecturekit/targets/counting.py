@@ -10,7 +10,11 @@ __all__ = ["CountingTarget"]
 
 
 class CountingTarget(Target):
-    """A target that counts its evaluations: points passed to ``log_prob`` or ``log_prob_and_score``."""
+    r"""A target that counts its evaluations: points passed to ``log_prob`` or ``log_prob_and_score``.
+
+    Its density, score and ``beta`` are those of ``target``; each call on a batch ``x`` of shape
+    ``(..., dim)`` adds the number of points, ``x.shape[:-1].numel()``, to ``n_evaluations``.
+    """
 
     def __init__(self, target: Target) -> None:
         if not isinstance(target, Target):

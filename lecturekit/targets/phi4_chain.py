@@ -1,6 +1,6 @@
-r"""The one-dimensional :math:`\phi^4` field with Dirichlet ends, and its exact answer (Section 4.4).
+r"""The one-dimensional :math:`\phi^4` field with Dirichlet ends, and its exact answer.
 
-The lecture's field :math:`\phi:[0,1]\to\mathbb{R}`, :math:`\phi(0) = \phi(1) = 0`, with energy
+The field :math:`\phi:[0,1]\to\mathbb{R}`, :math:`\phi(0) = \phi(1) = 0`, with energy
 :math:`\int \tfrac a2|\nabla\phi|^2 + V(\phi)` and a double-well :math:`V`, discretised on
 :math:`N` interior points as in the code of Gabrié, Rotskoff & Vanden-Eijnden (PNAS 119,
 e2109420119, 2022; marylou-gabrie/flonaco). With :math:`c = aN` and
@@ -18,7 +18,7 @@ published settings are :math:`N = 100`, :math:`a = 0.1`, :math:`\beta = 20`. Wit
 (:math:`b = 0`) and constraint (:math:`\lambda = 0`) the target is symmetric under
 :math:`\phi\to-\phi` and has two modes, the field near :math:`+1` or near :math:`-1` in the
 bulk, each of mass exactly 1/2; a tilt :math:`b > 0` favours the negative one. The constraint
-term is the slide's :math:`\lambda(\int\phi - \bar\phi_0)^2` (flonaco scales its ``lambda``
+term is :math:`\lambda(\int\phi - \bar\phi_0)^2` in the continuum (flonaco scales its ``lambda``
 differently: its term is :math:`\lambda(\bar\phi - \bar\phi_0)^2/(4N)`).
 
 **Exact reference.** Without the constraint the Boltzmann weight is a product of
@@ -38,6 +38,16 @@ the forward/backward messages for every site's marginal.
 >>> target = Phi4Chain()
 >>> target.dim, target.beta
 (100, 20.0)
+
+References:
+    | Adaptive Monte Carlo augmented with normalizing flows (Gabrié et al., 2022)
+    | https://doi.org/10.1073/pnas.2109420119
+    | Statistics of the Two-Dimensional Ferromagnet. Part I (Kramers & Wannier, 1941)
+    | https://doi.org/10.1103/PhysRev.60.252
+    | Statistical Mechanics of One-Dimensional Ginzburg-Landau Fields (Scalapino et al., 1972)
+    | https://doi.org/10.1103/PhysRevB.6.3409
+    | The Exponentially Convergent Trapezoidal Rule (Trefethen & Weideman, 2014)
+    | https://doi.org/10.1137/130932132
 """
 
 from __future__ import annotations
@@ -71,20 +81,20 @@ def _check_real(value: object, name: str, positive: bool = False, non_negative: 
 class Phi4Chain(Target):
     r"""The 1D :math:`\phi^4` field of the module docstring: ``n_sites`` interior points, Dirichlet ends.
 
-    Parameters
-    ----------
-    n_sites:
-        :math:`N`, the number of interior grid points (the dimension).
-    a:
-        The coupling :math:`a` (grid coupling :math:`c = aN`).
-    beta:
-        Inverse temperature :math:`\beta`.
-    tilt:
-        The field :math:`b` of the tilt :math:`\frac1c\sum_i b\phi_i`.
-    constraint:
-        :math:`\lambda\ge0`, the strength of :math:`\lambda(\bar\phi - \bar\phi_0)^2`.
-    phi_bar:
-        :math:`\bar\phi_0`, the mean that the constraint favours.
+    .. math::
+
+        U(\phi) = \frac c2\sum_{i=0}^{N}(\phi_{i+1} - \phi_i)^2
+            + \frac1c\sum_{i=1}^{N}\Big[\frac{(1 - \phi_i^2)^2}{4} + b\,\phi_i\Big]
+            + \lambda\big(\bar\phi - \bar\phi_0\big)^2,
+        \qquad c = aN, \quad \rho_*(\phi)\propto e^{-\beta U(\phi)}.
+
+    ``n_sites`` is :math:`N`, the number of interior grid points (the dimension); ``a`` the
+    coupling :math:`a`, which sets the grid coupling :math:`c = aN`; ``beta`` the inverse
+    temperature :math:`\beta`; ``tilt`` the field :math:`b` of the tilt
+    :math:`\frac1c\sum_i b\phi_i`; ``constraint`` the strength :math:`\lambda \ge 0` of
+    :math:`\lambda(\bar\phi - \bar\phi_0)^2`, and ``phi_bar`` the mean :math:`\bar\phi_0`
+    that the constraint favours. The defaults are the published settings
+    :math:`N = 100`, :math:`a = 0.1`, :math:`\beta = 20`, without tilt or constraint.
 
     >>> target = Phi4Chain(n_sites=4, a=0.5, beta=1.0)
     >>> round(float(target.energy(torch.zeros(4))), 6)  # N V(0) / c = 4 * 0.25 / 2
@@ -157,7 +167,7 @@ class Phi4Chain(Target):
     # ------------------------------------------------------------------ base measures
 
     def coupled_base(self, sigma: float = 1.0, dtype: torch.dtype | None = None) -> TridiagonalGaussian:
-        r"""The informed ("coupled") Gaussian base of the lecture: :math:`\rho_B\propto e^{-\beta U_B}` with
+        r"""The informed ("coupled") Gaussian base: :math:`\rho_B\propto e^{-\beta U_B}` with
 
         .. math::
 

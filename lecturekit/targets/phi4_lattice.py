@@ -1,4 +1,4 @@
-r"""Scalar :math:`\phi^4` field theory on a periodic two-dimensional lattice (Section 3).
+r"""Scalar :math:`\phi^4` field theory on a periodic two-dimensional lattice.
 
 A configuration is one real number per site of an :math:`L\times L` torus, flattened
 row-major to a vector of length :math:`V = L^2`: ``phi[..., r * L + c]`` is site
@@ -13,8 +13,8 @@ Albergo et al., arXiv:2101.08176):
         + \sum_{\mu=1}^{2} \big(2\phi_x^2 - \phi_x\phi_{x+\hat\mu} - \phi_x\phi_{x-\hat\mu}\big) \Big]
       = \sum_x \Big[ -2\sum_\mu \phi_x\phi_{x+\hat\mu} + (4 + m^2)\phi_x^2 + \lambda\phi_x^4 \Big].
 
-*Del Debbio form* (Del Debbio, Marsh Rossney & Wilson, PRD 104, 094507, 2021; the
-lecture's slide), for a field :math:`\varphi`:
+*Del Debbio form* (Del Debbio, Marsh Rossney & Wilson, PRD 104, 094507, 2021), for a
+field :math:`\varphi`:
 
 .. math::
 
@@ -48,6 +48,14 @@ the two-point susceptibility :math:`\chi_2 = \sum_y G_c(y)` and the Ising energy
 >>> target = Phi4Lattice(8, m2=-4.0, lam=8.0)
 >>> target.dim, del_debbio_from_albergo(-4.0, 8.0)
 (64, (0.5, 0.5))
+
+References:
+    | Flow-based generative models for Markov chain Monte Carlo in lattice field theory (Albergo et al., 2019)
+    | https://doi.org/10.1103/PhysRevD.100.034515
+    | Introduction to Normalizing Flows for Lattice Field Theory (Albergo et al., 2021)
+    | https://arxiv.org/abs/2101.08176
+    | Efficient modeling of trivializing maps for lattice φ⁴ theory using normalizing flows: A first look at scalability (Del Debbio et al., 2021)
+    | https://doi.org/10.1103/PhysRevD.104.094507
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-r"""The lecture's exoplanet example: the radial velocity of a star with one planet.
+r"""An exoplanet example: the radial velocity of a star with one planet.
 
 A planet on a circular orbit makes its star's velocity along the line of sight oscillate,
 
@@ -8,8 +8,8 @@ A planet on a circular orbit makes its star's velocity along the line of sight o
     \qquad x = (v_0, K, \phi_0, \ln P) \in \mathbb{R}^4,
 
 and the observations are :math:`v_k = v(t_k; x) + \epsilon_k`,
-:math:`\epsilon_k \sim \mathcal{N}(0, \sigma_\mathrm{obs}^2)`. The priors are the slide's
-(after Price-Whelan et al., ApJ 837, 20, 2017, "The Joker"):
+:math:`\epsilon_k \sim \mathcal{N}(0, \sigma_\mathrm{obs}^2)`. The priors are those of
+Price-Whelan et al. (ApJ 837, 20, 2017, "The Joker"):
 :math:`\ln P \sim \mathcal{U}(\ln P_\mathrm{min}, \ln P_\mathrm{max})`,
 :math:`\phi_0 \sim \mathcal{U}(0, 2\pi)`, :math:`K \sim \mathcal{N}(\mu_K, \sigma_K^2)`,
 :math:`v_0 \sim \mathcal{N}(0, \sigma_{v_0}^2)`. Observing a few periods at irregular times
@@ -50,6 +50,15 @@ and the prior of :math:`\beta` is Gaussian, :math:`\mathcal{N}(m, S)` with
 with :math:`\Lambda = S^{-1} + A^\top A/\sigma^2` and :math:`b = S^{-1}m + A^\top v/\sigma^2`.
 Tabulated on a fine :math:`(\ln P, \phi_0)` grid (:class:`PeriodPhaseGrid`) this gives the
 exact marginals of :math:`\ln P` and :math:`\phi_0` and the masses of the :math:`\ln P` modes.
+The same Gaussian integral over :math:`v_0` alone, with :math:`K = 0`, gives the exact
+evidence of the model without a planet (:func:`no_planet_log_evidence`); the ratio of the
+two evidences is the Bayes factor of a planet (Kass & Raftery 1995).
+
+References:
+    | The Joker: A Custom Monte Carlo Sampler for Binary-star and Exoplanet Radial Velocity Data (Price-Whelan et al., 2017)
+    | https://doi.org/10.3847/1538-4357/aa5e50
+    | Bayes Factors (Kass & Raftery, 1995)
+    | https://doi.org/10.1080/01621459.1995.10476572
 """
 
 from __future__ import annotations
@@ -165,7 +174,7 @@ class RadialVelocityPosterior(Target):
     Defaults: ``ln_period_range`` :math:`= (\ln 4, \ln 50)` (days),
     ``amplitude_prior`` :math:`= (\mu_K, \sigma_K) = (1, 0.5)`, ``sigma_v0`` :math:`= 1`.
     Periods below 4 days are excluded: with ten observations their aliases are so narrow in
-    :math:`\ln P` that a small flow cannot learn them within the chapter's budget.
+    :math:`\ln P` that a small flow cannot learn them within a short training budget.
 
     >>> posterior = RadialVelocityPosterior(simulate_observations())
     >>> bool(torch.isfinite(posterior.log_prob(posterior.data.truth)))

@@ -1,4 +1,4 @@
-r"""The tempered (geometric) path from a base density to the target (Section 4.3).
+r"""The tempered (geometric) path from a base density to the target.
 
 Between a normalised base :math:`\rho_B` (which we can sample) and an unnormalised target
 :math:`\gamma_* = Z\rho_*`, the *geometric* path
@@ -9,12 +9,20 @@ Between a normalised base :math:`\rho_B` (which we can sample) and an unnormalis
     \qquad 0 = \beta_0 < \beta_1 < \dots < \beta_K = 1,
 
 goes from :math:`\gamma_0 = \rho_B` (:math:`Z_0 = 1`) to :math:`\gamma_1 = \gamma_*`
-(:math:`Z_1 = Z`) (Neal, Stat. Comput. 2001; Gelman & Meng, Stat. Sci. 1998). Without a base
-it is the slide's :math:`\gamma_\beta = e^{-\beta U}`, the target at inverse temperature
-:math:`\beta` (power tempering), whose modes widen and barriers drop as :math:`\beta` falls.
-:class:`TemperedPath` is one point of that path, a :class:`~lecturekit.targets.base.Target` that
-every kernel accepts, with the convention :math:`0\cdot(-\infty) = 0` (at :math:`\beta = 0`
-a point outside the target's support still has the base's density).
+(:math:`Z_1 = Z`), the path of annealed importance sampling (Neal 2001) and of path sampling
+(Gelman & Meng 1998). Without a base it is :math:`\gamma_\beta = e^{-\beta U}`, the target at
+inverse temperature :math:`\beta` (power tempering), whose modes widen and barriers drop as
+:math:`\beta` falls. :class:`TemperedPath` is one point of that path, a
+:class:`~lecturekit.targets.base.Target` that every kernel accepts, with the convention
+:math:`0\cdot(-\infty) = 0` (at :math:`\beta = 0` a point outside the target's support still
+has the base's density). :func:`geometric_schedule` spaces the :math:`\beta_k` evenly in
+:math:`\log\beta`.
+
+References:
+    | Annealed importance sampling (Neal, 2001)
+    | https://doi.org/10.1023/A:1008923215028
+    | Simulating Normalizing Constants: From Importance Sampling to Bridge Sampling to Path Sampling (Gelman & Meng, 1998)
+    | https://doi.org/10.1214/ss/1028905934
 """
 
 from __future__ import annotations
@@ -86,15 +94,10 @@ class TemperedPath(Target):
     Note that ``beta`` here is the position on the path and :meth:`energy` is
     :math:`-\log\gamma_\beta` (``log_prob`` is *not* ``-beta * energy`` as for other targets).
 
-    Parameters
-    ----------
-    base:
-        A normalised density with ``dim`` and ``log_prob`` (a flow's base, a
-        :class:`~lecturekit.targets.toy.GaussianMixture`, ...), or ``None``.
-    target:
-        The :class:`~lecturekit.targets.base.Target` at the end of the path.
-    beta:
-        The position on the path, in ``[0, 1]`` (in ``(0, 1]`` without a base).
+    ``target`` is the :class:`~lecturekit.targets.base.Target` at the end of the path;
+    ``base`` is a normalised density with ``dim`` and ``log_prob`` (a flow's base, a
+    :class:`~lecturekit.targets.toy.GaussianMixture`, ...) of the same dimension, or ``None``;
+    ``beta`` is the position on the path, in :math:`[0, 1]` (in :math:`(0, 1]` without a base).
 
     >>> from lecturekit.distributions import StandardNormal
     >>> from lecturekit.targets.toy import GaussianMixture

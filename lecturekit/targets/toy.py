@@ -1,4 +1,19 @@
-"""Toy targets with exact answers: the Müller-Brown potential and Gaussian mixtures."""
+r"""Toy targets with exact answers: the Müller-Brown potential and Gaussian mixtures.
+
+:class:`MullerBrown` is the two-dimensional potential of Müller & Brown (1979), a sum of four
+exponentials of quadratic forms with three minima separated by saddles, sampled as
+:math:`\rho \propto e^{-\beta U}`. :class:`GaussianMixture` is the normalised mixture
+:math:`\rho(x) = \sum_k w_k\,\mathcal{N}(x; \mu_k, \Sigma_k)` in any dimension, whose
+normalising constant, mean, covariance and component weights are known exactly;
+:func:`four_mode_mixture` is the high-dimensional four-mode mixture of Grenioux et al. (2023),
+on which local samplers stay in the mode they start in.
+
+References:
+    | Location of saddle points and minimum energy paths by a constrained simplex optimization procedure (Müller & Brown, 1979)
+    | https://doi.org/10.1007/BF00547608
+    | On Sampling with Approximate Transport Maps (Grenioux et al., 2023)
+    | https://arxiv.org/abs/2302.04763
+"""
 
 from __future__ import annotations
 
@@ -88,17 +103,11 @@ class GaussianMixture(Target):
 
     with ``beta = 1`` and :math:`U = -\log\rho`, so :meth:`log_prob` is *normalised*.
 
-    Parameters
-    ----------
-    means:
-        Component means, shape ``(K, d)``.
-    covariances:
-        Either a float (the same isotropic variance for all), shape ``(K,)``
-        (isotropic per component), ``(K, d)`` (diagonal) or ``(K, d, d)`` (full,
-        positive definite).
-    weights:
-        Positive mixture weights, shape ``(K,)``; normalised to sum to one.
-        Defaults to uniform.
+    ``means`` holds the :math:`\mu_k`, shape ``(K, d)``. ``covariances`` gives the
+    :math:`\Sigma_k` as a float (the same isotropic variance :math:`\sigma^2 I` for all), a
+    tensor of shape ``(K,)`` (isotropic per component), ``(K, d)`` (diagonal) or ``(K, d, d)``
+    (full, symmetric positive definite). ``weights`` are the positive :math:`w_k`, shape
+    ``(K,)``, normalised to sum to one; uniform by default.
 
     >>> gm = GaussianMixture(torch.tensor([[1.0, 1.0], [-1.0, -1.0]]), 0.1, torch.tensor([0.25, 0.75]))
     >>> gm.sample(4).shape
