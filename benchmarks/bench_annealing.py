@@ -111,7 +111,7 @@ def main() -> None:
     print(f"device {device}, d = {d}, {args.repeats} runs per point; exact log Z = 0")
     for name, points in curves.items():
         print(f"{name:15s} " + "   ".join(f"{c:8.0f} evals: rmse {e:.3f}" for c, e in points))
-    training = craft.n_training_evaluations
+    training = craft.extras["n_training_evaluations"]
     print(f"flow transport: CRAFT training cost {training} target evaluations (not in the curve above)")
     costs = {name: cost_at_error(points, args.error) for name, points in curves.items()}
     print(f"cost per run to reach rmse {args.error}: " + ", ".join(f"{n} {c:.0f}" for n, c in costs.items()))

@@ -62,14 +62,19 @@ Convention (every public function follows it; the exceptions still left are list
 - **Estimates with an error** are :class:`lecturekit.estimates.Estimate` ``(value, stderr)``;
   the self-normalised estimator is :func:`lecturekit.estimates.reweighted_expectation` (one
   public form; ``ImportanceResult.expectation`` returns its ``Estimate``).
+- **Trainers** (every function that takes optimisation steps) return one type,
+  :class:`lecturekit.training.loop.TrainingHistory` ``(losses, ess, extras)``: the loss of every
+  step, the Kish ESS fraction of every step that draws flow samples (else empty), and a dict of
+  what the trainer records besides (its docstring lists the keys). Their keywords follow one
+  order: the counts (``n_steps``, ``batch_size``), ``lr``, the trainer's own settings, then
+  ``max_grad_norm``, ``weight_decay``, ``lr_schedule``, ``progress``.
 - **Kish's effective sample size** is computed in one place,
   :func:`lecturekit.diagnostics.ess_from_log_weights` (the training loop uses its unchecked core).
 - **Bad arguments** raise at once through :mod:`lecturekit.checks`: ``TypeError`` for a wrong
   type, dtype or device, ``ValueError`` for a wrong value or shape, the message naming the argument.
 
 Not yet unified (issue 19, item 2): ``SusceptibilityEstimate`` (value, stderr, tau) beside
-``Estimate``; the trainers' history types (``TrainingHistory``, ``AnnealedVIHistory``,
-``AnnealedDataSetsHistory``, ``CRAFTHistory``, the VAE's list of losses); the two ``mode_masses``
+``Estimate``; the two ``mode_masses``
 (``targets.phi4_chain`` and ``targets.radial_velocity``) and the chapters' own mode counts; the
 iteration counts named ``n_iterations`` (``global_local_mcmc``, ``adaptive_flow_mcmc``,
 ``train_craft``, ``annealed_data_sets``) and ``n_mcmc_steps``; the local kernel passed as an

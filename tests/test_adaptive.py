@@ -68,7 +68,7 @@ def test_global_local_with_a_frozen_poor_flow_is_exact() -> None:
     flow = real_nvp(2, n_layers=2, hidden=(8,))
     start = target.sample(64)  # stationary start: any bias would come from the kernel
     result = global_local_mcmc(target, flow, start, 600, n_local_steps=2, local_step_size=0.03)
-    assert result.training_samples.shape == (0, 64, 2) and result.history.loss == []
+    assert result.training_samples.shape == (0, 64, 2) and result.history.losses == []
     assert len(result.history.global_acceptance) == 600 and result.history.n_training == 0
     x = result.samples
     observables = torch.cat([(target.responsibilities(x)[..., :1] > 0.5).double(), x], dim=-1)
@@ -97,7 +97,7 @@ def test_walkers_never_leave_the_support_and_nothing_is_nan() -> None:
     for samples in (result.samples, result.training_samples):
         assert bool(torch.isfinite(samples).all()) and bool((samples[..., 0] > 0).all())
     history = result.history
-    assert all(math.isfinite(a) for a in history.global_acceptance + history.local_acceptance + history.loss)
+    assert all(math.isfinite(a) for a in history.global_acceptance + history.local_acceptance + history.losses)
     assert 0 < sum(history.global_acceptance) / 60 < 1
 
 
@@ -106,7 +106,7 @@ def test_history_lengths_thinning_and_acceptances_in_range() -> None:
     result = adaptive_flow_mcmc(target, real_nvp(2, n_layers=2, hidden=(8,)), target.sample(8), 6, 9, thin=3)
     assert result.samples.shape == (3, 8, 2) and result.training_samples.shape == (2, 8, 2)
     history = result.history
-    assert len(history.global_acceptance) == len(history.local_acceptance) == 15 and len(history.loss) == 6
+    assert len(history.global_acceptance) == len(history.local_acceptance) == 15 and len(history.losses) == 6
     assert all(0 <= a <= 1 for a in history.global_acceptance + history.local_acceptance)
     assert torch.equal(result.samples[-1], result.final_state.position)
     assert result.acceptance_rate() == pytest.approx(sum(history.global_acceptance[6:]) / 9)  # production only

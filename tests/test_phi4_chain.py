@@ -239,7 +239,7 @@ def test_tilted_start_breaks_the_symmetry_towards_the_chosen_mode():
     target = Phi4Chain(n_sites=10, a=0.1, beta=20.0)
     flow = real_nvp(10, n_layers=2, hidden=(16,), base=target.coupled_base())
     history = train_reverse_kl_with_tilt_start(flow, target, 30, n_tilted_steps=30, start_tilt=-0.5, batch_size=64)
-    assert len(history.loss) == len(history.ess) == 60
+    assert len(history.losses) == len(history.ess) == 60
     assert float(field_mean(flow.sample(500)).mean()) > 0.3  # the negative tilt favoured phi > 0
     with pytest.raises(ValueError, match="n_tilted_steps"):
         train_reverse_kl_with_tilt_start(flow, target, 1, n_tilted_steps=-1)

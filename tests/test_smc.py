@@ -279,7 +279,9 @@ def test_craft_trained_flows_raise_the_ess_and_keep_log_z_exact() -> None:
     flows = [real_nvp(2, n_layers=2, hidden=(16,)).double() for _ in betas]
     history = train_craft(target, base, 256, betas, flows, n_iterations=40, n_train_steps=5, lr=1e-2,
                           make_kernel=mala(0.05))
-    assert history.n_training_evaluations > 0 and len(history.log_partition) == 40
+    assert history.extras["n_training_evaluations"] > 0 and len(history.extras["log_partition"]) == 40
+    assert len(history.losses) == 40 and history.ess == [] and all(len(last) == 3 for last in history.extras["flow_losses"])
+    assert history.losses[-1] == pytest.approx(sum(history.extras["flow_losses"][-1]))
     run = flow_transport_smc(target, base, 512, betas, flows, mala(0.05), 1)
     plain = sequential_monte_carlo(target, base, 512, betas, mala(0.05), 1)
     assert min(run.ess) > 0.8 and min(run.ess) > min(plain.ess) + 0.2, (run.ess, plain.ess)

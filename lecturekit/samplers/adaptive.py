@@ -110,7 +110,7 @@ class AdaptiveHistory(NamedTuple):
     global_acceptance: list[float]  #: fraction of walkers whose flow proposal was accepted
     #: fraction of accepted local proposals (over walkers and local steps); NaN without local steps
     local_acceptance: list[float]
-    loss: list[float]  #: the maximum-likelihood loss of each *training* iteration
+    losses: list[float]  #: the maximum-likelihood loss of each *training* iteration
     n_training: int  #: the first ``n_training`` entries of the acceptances are the training phase
 
 
@@ -168,7 +168,7 @@ def adaptive_flow_mcmc(
     >>> from lecturekit.targets.toy import GaussianMixture
     >>> target = GaussianMixture(torch.tensor([[1.0, 1.0], [-1.0, -1.0]]), 0.1)
     >>> result = adaptive_flow_mcmc(target, real_nvp(2, n_layers=2), torch.zeros(16, 2), 3, 4)
-    >>> result.samples.shape, result.training_samples.shape, len(result.history.loss)
+    >>> result.samples.shape, result.training_samples.shape, len(result.history.losses)
     (torch.Size([4, 16, 2]), torch.Size([3, 16, 2]), 3)
     """
     check_int(n_training, "n_training", minimum=0)
@@ -202,17 +202,17 @@ def adaptive_flow_mcmc(
             samples[(t + 1) // thin - 1] = state.position
 
     training_samples = empty_samples(n_training)
-    loss: list[float] = []
+    losses: list[float] = []
     if n_training > 0:
 
         def step_loss(t: int) -> StepResult:
             iterate(t, training_samples)
             return StepResult(forward_kl_loss(flow, state.position))
 
-        loss = train_flow(
+        losses = train_flow(
             flow, step_loss, n_training, lr=lr, max_grad_norm=max_grad_norm, progress=progress,
             desc="adaptive flow-MCMC: training",
-        ).loss
+        ).losses
 
     samples = empty_samples(n_production)
     for t in progress_bar(n_production, progress, desc="adaptive flow-MCMC: production"):
@@ -221,7 +221,7 @@ def adaptive_flow_mcmc(
     history = AdaptiveHistory(
         torch.stack(global_accepted).cpu().tolist(),
         torch.stack(local_accepted).cpu().tolist(),
-        loss,
+        losses,
         n_training,
     )
     return AdaptiveResult(samples, training_samples, history, state)

@@ -23,7 +23,6 @@ Sequential Monte Carlo along the path (AIS, SMC, flow transport) lives in
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -36,17 +35,10 @@ from lecturekit.targets.base import Target
 from lecturekit.targets.tempering import TemperedPath, check_schedule
 from lecturekit.training.loop import TrainingHistory, train_max_likelihood, train_reverse_kl
 
-__all__ = ["AnnealedDataSetsHistory", "AnnealedVIHistory", "annealed_data_sets", "annealed_reverse_kl"]
+__all__ = ["annealed_data_sets", "annealed_reverse_kl"]
 
 
 # --------------------------------------------------------------------------- annealed VI
-
-
-class AnnealedVIHistory(NamedTuple):
-    """One :class:`~lecturekit.training.loop.TrainingHistory` per inverse temperature."""
-
-    betas: list[float]
-    histories: list[TrainingHistory]
 
 
 def annealed_reverse_kl(
@@ -58,7 +50,7 @@ def annealed_reverse_kl(
     lr: float = 1e-3,
     max_grad_norm: float | None = None,
     progress: bool = False,
-) -> AnnealedVIHistory:
+) -> TrainingHistory:
     r"""Annealed variational inference (Wu, Wang & Zhang, PRL 2019): reverse KL along a schedule.
 
     For each :math:`\beta_k` in ``betas`` (increasing, ending at 1) train ``flow`` in place
@@ -71,22 +63,26 @@ def annealed_reverse_kl(
         \theta_k = \arg\min_\theta\ \mathbb{E}_{x\sim\rho_\theta}\big[\log\rho_\theta(x)
                    + \beta_k U(x)\big]\quad\text{(from }\theta_{k-1}\text{)}.
 
-    Returns an :class:`AnnealedVIHistory` with the loss and ESS of every step at every temperature.
+    Returns a :class:`~lecturekit.training.loop.TrainingHistory` with the loss and ESS of every
+    step, the temperatures in turn; its ``extras`` hold ``"betas"`` and ``"n_steps"`` (the steps
+    taken at each temperature).
 
     >>> from lecturekit.flows.core import real_nvp
     >>> from lecturekit.targets.toy import GaussianMixture
     >>> run = annealed_reverse_kl(real_nvp(2, n_layers=2), GaussianMixture(torch.ones(1, 2)), [0.5, 1.0], 3)
-    >>> run.betas, [len(h.loss) for h in run.histories]
-    ([0.5, 1.0], [3, 3])
+    >>> run.extras, len(run.losses)
+    ({'betas': [0.5, 1.0], 'n_steps': [3, 3]}, 6)
     """
     betas = check_schedule(betas)
     steps = _per_temperature(n_steps, len(betas), "n_steps")
-    histories = [
-        train_reverse_kl(flow, target, n, batch_size=batch_size, lr=lr, beta=beta,
-                         max_grad_norm=max_grad_norm, progress=progress)
-        for beta, n in zip(betas, steps)
-    ]
-    return AnnealedVIHistory(betas, histories)
+    losses: list[float] = []
+    ess: list[float] = []
+    for beta, n in zip(betas, steps):
+        stage = train_reverse_kl(flow, target, n, batch_size=batch_size, lr=lr, beta=beta,
+                                 max_grad_norm=max_grad_norm, progress=progress)
+        losses += stage.losses
+        ess += stage.ess
+    return TrainingHistory(losses, ess, {"betas": betas, "n_steps": steps})
 
 
 def _per_temperature(value: int | Sequence[int], n: int, name: str) -> list[int]:
@@ -97,18 +93,6 @@ def _per_temperature(value: int | Sequence[int], n: int, name: str) -> list[int]
 
 
 # --------------------------------------------------------------------------- annealed data sets
-
-
-class AnnealedDataSetsHistory(NamedTuple):
-    """What :func:`annealed_data_sets` did at each inverse temperature."""
-
-    betas: list[float]
-    #: ``(n_iterations, n_walkers, dim)`` per temperature: the global-local chains, the training data
-    samples: list[Tensor]
-    global_acceptance: list[float]  #: fraction of accepted flow proposals per temperature
-    losses: list[list[float]]  #: maximum-likelihood loss of every training step per temperature
-    #: the flow's ``state_dict`` (detached copies) after training at each temperature, to plot or reload
-    flow_states: list[dict[str, Tensor]]
 
 
 def annealed_data_sets(
@@ -124,7 +108,7 @@ def annealed_data_sets(
     lr: float = 1e-3,
     burn_in: int = 0,
     progress: bool = False,
-) -> AnnealedDataSetsHistory:
+) -> TrainingHistory:
     r"""Annealed data sets (after McNaughton et al., PRE 2020; the lecture's Section 4.3).
 
     For each :math:`\beta_k` in ``betas`` (increasing, ending at 1):
@@ -143,6 +127,16 @@ def annealed_data_sets(
     each :math:`\beta_k` are exact MCMC for :math:`\rho_*^{\beta_k}` (the flow is frozen
     while they run), but a flow that has missed a mode cannot propose it: annealing helps
     because the modes are easy to find at high temperature.
+
+    Returns a :class:`~lecturekit.training.loop.TrainingHistory` with the maximum-likelihood loss
+    of every training step, the temperatures in turn (its ``ess`` is empty), and in ``extras``:
+
+    - ``"betas"``: the temperatures; ``"n_steps"``: the training steps at each (``n_train_steps``);
+    - ``"samples"``: per temperature, the global-local chains ``(n_iterations, n_walkers, dim)``,
+      the training data;
+    - ``"global_acceptance"``: per temperature, the fraction of accepted flow proposals;
+    - ``"flow_states"``: per temperature, the flow's ``state_dict`` (detached copies) after
+      training there, to plot or reload.
     """
     if not isinstance(flow, Flow):
         raise TypeError(f"flow must be a lecturekit Flow, got {type(flow).__name__}")
@@ -155,7 +149,7 @@ def annealed_data_sets(
         def make_local_kernel(tempered: Target) -> Kernel:
             return MALA(tempered, step_size=0.05)
     position = initial_position
-    samples, acceptance, losses, states = [], [], [], []
+    samples, acceptance, losses, states = [], [], [], []  # type: ignore[var-annotated]
     for beta in betas:
         tempered = TemperedPath(target, None, beta)
         kernel = GlobalLocalKernel(tempered, flow, make_local_kernel(tempered), n_local_steps)
@@ -164,6 +158,8 @@ def annealed_data_sets(
         samples.append(chains.samples)
         acceptance.append(chains.acceptance_rate())
         data = chains.samples[burn_in:].reshape(-1, chains.samples.shape[-1])
-        losses.append(train_max_likelihood(flow, data, n_train_steps, batch_size=batch_size, lr=lr, progress=progress))
+        losses += train_max_likelihood(flow, data, n_train_steps, batch_size=batch_size, lr=lr, progress=progress).losses
         states.append({key: value.detach().clone() for key, value in flow.state_dict().items()})
-    return AnnealedDataSetsHistory(betas, samples, acceptance, losses, states)
+    extras = {"betas": betas, "n_steps": [n_train_steps] * len(betas), "samples": samples,
+              "global_acceptance": acceptance, "flow_states": states}
+    return TrainingHistory(losses, [], extras)

@@ -46,6 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from lecturekit.targets.phi4_lattice import Phi4Lattice
+from lecturekit.training.loop import TrainingHistory
 
 __all__ = [
     "BlockConditionalFlow",
@@ -307,7 +308,7 @@ def train_block_flow(
     n_chains: int = 32,
     lr: float = 3e-3,
     sweeps_per_step: int = 1,
-) -> list[float]:
+) -> TrainingHistory:
     r"""Train ``flow`` by reverse KL on the block conditionals met along the sampler's own chains.
 
     Each step minimises :math:`\mathbb E_{\partial y}\,\mathbb E_{y\sim q_\theta(\cdot|\partial y)}
@@ -317,7 +318,8 @@ def train_block_flow(
     ``sweeps_per_step`` sweeps of :class:`BlockFlowSampler` with the current flow (started from
     zero fields), so the boundaries come from the chains themselves. Adam, cosine learning-rate
     decay. The trained flow, frozen, is then an exact proposal for any lattice size whose
-    ``L // block`` is even. Returns the losses.
+    ``L // block`` is even. Returns a :class:`~lecturekit.training.loop.TrainingHistory` with the
+    loss of every step (``ess`` and ``extras`` are empty).
     """
     sampler = BlockFlowSampler(target, flow)
     for value, name in ((n_steps, "n_steps"), (n_chains, "n_chains"), (sweeps_per_step, "sweeps_per_step")):
@@ -340,4 +342,4 @@ def train_block_flow(
         optimiser.step()
         schedule.step()
         losses.append(float(loss.detach()))
-    return losses
+    return TrainingHistory(losses, [], {})

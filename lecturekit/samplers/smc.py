@@ -105,10 +105,9 @@ from lecturekit.samplers.resampling import multinomial_resample, systematic_resa
 from lecturekit.targets.base import Proposal, Target, check_target_and_proposal
 from lecturekit.targets.counting import CountingTarget
 from lecturekit.targets.tempering import TemperedPath, check_schedule
-from lecturekit.training.loop import StepResult, train_flow
+from lecturekit.training.loop import StepResult, TrainingHistory, train_flow
 
 __all__ = [
-    "CRAFTHistory",
     "SMCResult",
     "annealed_importance_sampling",
     "conditional_ess",
@@ -410,7 +409,7 @@ def _train_transport(
         terms = torch.where(alive, log_gamma - log_gamma_next - log_det, 0.0)
         return StepResult((weights * terms).sum())
 
-    return train_flow(flow, step_loss, n_steps, lr=lr, desc="flow transport").loss
+    return train_flow(flow, step_loss, n_steps, lr=lr, desc="flow transport").losses
 
 
 # --------------------------------------------------------------------------- public samplers
@@ -508,14 +507,6 @@ def flow_transport_smc(
                 flows, n_train_steps, lr)
 
 
-class CRAFTHistory(NamedTuple):
-    """What :func:`train_craft` records per training iteration."""
-
-    log_partition: list[float]  #: the iteration's :math:`\log\hat Z` (biased: the flows were training)
-    loss: list[list[float]]  #: the last training loss of each flow, per iteration
-    n_training_evaluations: int  #: target evaluations of the whole training
-
-
 def train_craft(
     target: Target,
     base: Proposal,
@@ -529,22 +520,30 @@ def train_craft(
     lr: float = 1e-3,
     resample_threshold: float = 0.5,
     progress: bool = False,
-) -> CRAFTHistory:
+) -> TrainingHistory:
     r"""Train the transport flows over repeated SMC runs (CRAFT: Matthews et al., ICML 2022).
 
     Each of ``n_iterations`` runs :func:`flow_transport_smc` with fresh particles, letting every
     flow take ``n_train_steps`` gradient steps on the particles that reach it. After training,
     :func:`flow_transport_smc` with the (now frozen) flows and new particles gives an unbiased
-    :math:`\hat Z`. All target evaluations, sampling and training, are counted in
-    ``n_training_evaluations``.
+    :math:`\hat Z`.
+
+    Returns a :class:`~lecturekit.training.loop.TrainingHistory` with one entry per iteration:
+    ``losses`` holds the sum over the flows of their last training loss (CRAFT's objective, one
+    KL term per transition; NaN where a flow was not trained), ``ess`` is empty, and ``extras``:
+
+    - ``"flow_losses"``: per iteration, the last training loss of each flow;
+    - ``"log_partition"``: per iteration, the run's :math:`\log\hat Z` (biased: the flows were training);
+    - ``"n_training_evaluations"``: target evaluations of the whole training, sampling and fitting.
     """
     check_positive_int(n_iterations, "n_iterations")
     check_positive_int(n_train_steps, "n_train_steps")
-    log_z, loss, cost = [], [], 0
+    log_z, flow_losses, cost = [], [], 0
     for _ in progress_bar(n_iterations, progress, desc="CRAFT"):
         run = flow_transport_smc(target, base, n_particles, betas, flows, make_kernel, n_mcmc_steps,
                                  resample_threshold, n_train_steps=n_train_steps, lr=lr)
         log_z.append(float(run.log_partition.value))
-        loss.append([steps[-1] if steps else math.nan for steps in run.transport_losses])
+        flow_losses.append([steps[-1] if steps else math.nan for steps in run.transport_losses])
         cost += run.n_target_evaluations + run.n_training_evaluations
-    return CRAFTHistory(log_z, loss, cost)
+    extras = {"flow_losses": flow_losses, "log_partition": log_z, "n_training_evaluations": cost}
+    return TrainingHistory([math.fsum(last) for last in flow_losses], [], extras)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -184,12 +184,19 @@ class StepResult(NamedTuple):
 
 
 class TrainingHistory(NamedTuple):
-    """What a training run returns, one entry per optimisation step."""
+    """What every trainer returns: one entry per optimisation step, in order, and the trainer's extras.
 
-    loss: list[float]  #: the mini-batch loss
+    Trainers that run in stages (annealing, CRAFT) concatenate their stages' steps in ``losses``
+    and ``ess``; each trainer's docstring lists the keys it puts in ``extras``.
+    """
+
+    losses: list[float]  #: the loss of every optimisation step (the mini-batch loss)
     #: Kish's effective sample size of the step's flow samples as importance samples of the
-    #: target, as a *fraction* of the batch size (in (0, 1]); empty for maximum likelihood.
+    #: target, as a *fraction* of the batch size (in (0, 1]); empty where a step draws no flow
+    #: samples weighed against a target (maximum likelihood, the VAE).
     ess: list[float]
+    #: what a trainer records besides the loss (temperatures, samples, flow states...); empty for most
+    extras: dict[str, Any]
 
 
 def _ess_fraction(log_weights: Tensor) -> Tensor:
@@ -275,7 +282,7 @@ def train_flow(
                     postfix["ess"] = f"{float(ess[-1]):.3f}"
                 bar.set_postfix(postfix)
     return TrainingHistory(
-        torch.stack(losses).cpu().tolist(), torch.stack(ess).cpu().tolist() if ess else []
+        torch.stack(losses).cpu().tolist(), torch.stack(ess).cpu().tolist() if ess else [], {}
     )
 
 
@@ -323,11 +330,11 @@ def train_max_likelihood(
     n_steps: int,
     batch_size: int = 256,
     lr: float = 1e-3,
-    progress: bool = False,
-    weight_decay: float = 0.0,
     max_grad_norm: float | None = None,
+    weight_decay: float = 0.0,
     lr_schedule: str = "constant",
-) -> list[float]:
+    progress: bool = False,
+) -> TrainingHistory:
     """Fit ``flow`` to ``data`` (shape ``(N, dim)``) by maximum likelihood with Adam.
 
     Each step takes the next ``batch_size`` points of a random permutation of the data
@@ -336,8 +343,8 @@ def train_max_likelihood(
     ``max_grad_norm`` and ``lr_schedule``). ``data`` is moved to the flow's device and
     dtype. A ``tqdm.auto`` progress bar shows the loss when ``progress`` is true.
 
-    Returns the mini-batch loss of every step (a list: there is no ESS without a target).
-    Raises ``FloatingPointError`` if the loss stops being finite.
+    Returns a :class:`TrainingHistory` with the mini-batch loss of every step (its ``ess`` is
+    empty: there is no importance weight without a target). Raises ``FloatingPointError`` if the loss stops being finite.
     """
     _check_flow(flow)
     check_positive_int(n_steps, "n_steps")
@@ -347,11 +354,10 @@ def train_max_likelihood(
     def step_loss(step: int) -> StepResult:
         return StepResult(forward_kl_loss(flow, batches.next()))
 
-    history = train_flow(
+    return train_flow(
         flow, step_loss, n_steps, lr=lr, max_grad_norm=max_grad_norm, weight_decay=weight_decay,
         lr_schedule=lr_schedule, progress=progress, desc="max likelihood",
     )
-    return history.loss
 
 
 def train_reverse_kl(
@@ -378,7 +384,7 @@ def train_reverse_kl(
     >>> from lecturekit.flows.core import real_nvp
     >>> from lecturekit.targets.toy import GaussianMixture
     >>> history = train_reverse_kl(real_nvp(2, n_layers=2), GaussianMixture(torch.ones(1, 2)), n_steps=3)
-    >>> len(history.loss), len(history.ess)
+    >>> len(history.losses), len(history.ess)
     (3, 3)
     """
     _check_flow(flow)
@@ -403,8 +409,8 @@ def train_boltzmann_generator(
     n_steps: int,
     batch_size: int = 256,
     data_batch_size: int | None = None,
-    ml_weight: float = 1.0,
     lr: float = 1e-3,
+    ml_weight: float = 1.0,
     beta: float = 1.0,
     max_grad_norm: float | None = None,
     weight_decay: float = 0.0,

@@ -55,6 +55,7 @@ from lecturekit.checks import (
 )
 from lecturekit.flows.core import mlp
 from lecturekit.progress import progress_bar
+from lecturekit.training.loop import TrainingHistory
 
 __all__ = ["VAE", "train_vae"]
 
@@ -288,7 +289,7 @@ def train_vae(
     kl_warmup: int = 0,
     n_samples: int = 1,
     progress: bool = False,
-) -> list[float]:
+) -> TrainingHistory:
     r"""Fit ``vae`` to ``data`` by maximising the ELBO with Adam (Kingma & Welling 2014).
 
     Each step draws a mini-batch (with replacement) and takes one gradient step on
@@ -303,7 +304,8 @@ def train_vae(
     Bowman et al. 2016; Sønderby et al. 2016), which keeps the decoder from ignoring :math:`z`
     early on; afterwards the objective is the ELBO itself. The learning rate decays from ``lr``
     to zero on a cosine schedule. ``data`` (shape ``(N, data_dim)``) is moved to the VAE's device.
-    Returns the negative mean ELBO (:math:`\lambda = 1`) of every mini-batch.
+    Returns a :class:`~lecturekit.training.loop.TrainingHistory` whose ``losses`` are the negative
+    mean ELBO (:math:`\lambda = 1`) of every mini-batch (``ess`` and ``extras`` are empty).
     """
     if not isinstance(vae, VAE):
         raise TypeError(f"vae must be a VAE, got {type(vae).__name__}")
@@ -334,4 +336,4 @@ def train_vae(
         schedule.step()
         history.append((kl - reconstruction).mean().detach())
     vae.eval()
-    return torch.stack(history).tolist()
+    return TrainingHistory(torch.stack(history).tolist(), [], {})
