@@ -59,7 +59,8 @@ Convention (every public function follows it; the exceptions still left are list
   ``n_particles`` for SMC particles, ``n_chains`` / ``n_walkers`` for parallel chains,
   ``n_steps`` for optimisation or MCMC steps, ``batch_size`` for a training batch, ``n_samples``
   for Monte Carlo draws inside a loss or estimate.
-- **Estimates with an error** are :class:`lecturekit.estimates.Estimate` ``(value, stderr)``;
+- **Estimates with an error** are :class:`lecturekit.estimates.Estimate` ``(value, stderr, tau)``,
+  ``tau`` (a chain's autocorrelation time) ``None`` where the estimator has none;
   the self-normalised estimator is :func:`lecturekit.estimates.reweighted_expectation` (one
   public form; ``ImportanceResult.expectation`` returns its ``Estimate``).
 - **Trainers** (every function that takes optimisation steps) return one type,
@@ -73,8 +74,7 @@ Convention (every public function follows it; the exceptions still left are list
 - **Bad arguments** raise at once through :mod:`lecturekit.checks`: ``TypeError`` for a wrong
   type, dtype or device, ``ValueError`` for a wrong value or shape, the message naming the argument.
 
-Not yet unified (issue 19, item 2): ``SusceptibilityEstimate`` (value, stderr, tau) beside
-``Estimate``; the two ``mode_masses``
+Not yet unified (issue 19, item 2): the two ``mode_masses``
 (``targets.phi4_chain`` and ``targets.radial_velocity``) and the chapters' own mode counts; the
 iteration counts named ``n_iterations`` (``global_local_mcmc``, ``adaptive_flow_mcmc``,
 ``train_craft``, ``annealed_data_sets``) and ``n_mcmc_steps``; the local kernel passed as an

@@ -46,10 +46,17 @@ def _self_normalized_mean(f_values: Tensor, log_weights: Tensor) -> Tensor:
 
 
 class Estimate(NamedTuple):
-    """A Monte Carlo estimate and its standard error (tensors of the same shape)."""
+    """A Monte Carlo estimate, its standard error, and optional extras (tensors of the same shape).
+
+    Every estimate with an error in lecturekit is one. Read it by name (``estimate.value``,
+    ``estimate.stderr``); unpacking takes all three fields.
+    """
 
     value: Tensor
     stderr: Tensor
+    #: the integrated autocorrelation time (in steps) of the chain the estimate averages, when it
+    #: comes from a Markov chain and the estimator reports it; ``None`` otherwise
+    tau: Tensor | None = None
 
 
 def log_partition_estimate(log_weights: Tensor) -> Estimate:
@@ -74,9 +81,9 @@ def log_partition_estimate(log_weights: Tensor) -> Estimate:
 
     ``log_weights`` has shape ``(n,)`` with ``n >= 2``; ``-inf`` entries are zero weights.
 
-    >>> value, stderr = log_partition_estimate(torch.log(torch.tensor([1.0, 3.0])))
-    >>> round(float(value.exp()), 4), round(float(stderr), 4)
-    (2.0, 0.5)
+    >>> estimate = log_partition_estimate(torch.log(torch.tensor([1.0, 3.0])))
+    >>> round(float(estimate.value.exp()), 4), round(float(estimate.stderr), 4), estimate.tau
+    (2.0, 0.5, None)
     """
     weights = normalized_weights(log_weights)
     if log_weights.dim() != 1 or log_weights.shape[0] < 2:

@@ -100,7 +100,8 @@ def test_log_z_and_expectation_errors_are_calibrated() -> None:
 
 def test_estimates_by_hand() -> None:
     # weights 1 and 3: log Z = log 2; relative sd of the weights sqrt(0.5), so se = sqrt(0.5 / 2) = 0.5
-    value, stderr = log_partition_estimate(torch.log(torch.tensor([1.0, 3.0], dtype=F64)))
+    value, stderr, tau = log_partition_estimate(torch.log(torch.tensor([1.0, 3.0], dtype=F64)))
+    assert tau is None
     assert float(value) == pytest.approx(math.log(2)) and float(stderr) == pytest.approx(0.5)
     # equal weights: the plain mean and sqrt(sum (f - mean)^2) / n; vector-valued f works column by column
     f = torch.tensor([[1.0, 0.0], [2.0, 0.0], [6.0, 3.0]], dtype=F64)
