@@ -25,11 +25,12 @@ import torch
 
 from lecturekit.targets.angles import AngleAsVector
 from lecturekit.device import seed_everything, synchronize
+from lecturekit.diagnostics import interval_membership
+from lecturekit.estimates import mode_weights
 from lecturekit.flows.core import real_nvp
 from lecturekit.targets.radial_velocity import (
     PeriodPhaseGrid,
     RadialVelocityPosterior,
-    mode_masses,
     simulate_observations,
 )
 from lecturekit.samplers.adaptive import adaptive_flow_mcmc, global_local_mcmc
@@ -92,7 +93,7 @@ def main() -> None:
         n_production += CHUNK
         if n_production > BURN_IN:
             kept = torch.cat(chunks)[BURN_IN:]
-            error = float((mode_masses(kept, edges).cpu().double() - exact).abs().max())
+            error = float((mode_weights(interval_membership(kept, edges)).value - exact).abs().max())
             if error < TOLERANCE:
                 synchronize(device)
                 reached = time.perf_counter() - t0
@@ -114,7 +115,7 @@ def main() -> None:
                 state, _ = kernel.step(state)
             samples.append(ln_period(state.position))
             n_steps += CHUNK * (N_LOCAL + 1)
-            masses = mode_masses(torch.stack(samples[len(samples) // 4 :]), edges).cpu().double()
+            masses = mode_weights(interval_membership(torch.stack(samples[len(samples) // 4 :]), edges)).value
             mala_error = float((masses - exact).abs().max())
             if mala_error < TOLERANCE and reached_mala is None:
                 reached_mala = time.perf_counter() - t0

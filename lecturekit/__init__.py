@@ -9,7 +9,7 @@ package ``__init__`` files re-export nothing). Lower layers never import higher 
 2. :mod:`lecturekit.device`        default device, seeding, CUDA-synchronised timing;
    :mod:`lecturekit.progress`      progress bars that the book and the tests can silence
 3. :mod:`lecturekit.diagnostics`   effective sample sizes, autocorrelation times, R-hat, mode occupancy
-4. :mod:`lecturekit.estimates`     ``Estimate`` (value, standard error) and the self-normalised estimators;
+4. :mod:`lecturekit.estimates`     ``Estimate`` (value, standard error), the self-normalised estimators, ``mode_weights``;
    :mod:`lecturekit.distributions` tractable densities used as bases and proposals: standard, diagonal
    and tridiagonal-precision Gaussians;
    :mod:`lecturekit.broken_phase`  tunnelling times and sign weights of a magnetisation series
@@ -63,6 +63,10 @@ Convention (every public function follows it; the exceptions still left are list
   ``tau`` (a chain's autocorrelation time) ``None`` where the estimator has none;
   the self-normalised estimator is :func:`lecturekit.estimates.reweighted_expectation` (one
   public form; ``ImportanceResult.expectation`` returns its ``Estimate``).
+- **Mode weights** with their errors come from one function,
+  :func:`lecturekit.estimates.mode_weights` ``(membership, log_weights=None) -> Estimate``, for
+  independent, importance-weighted or chain samples; :func:`lecturekit.diagnostics.interval_membership`
+  assigns samples to the modes between cut points.
 - **Trainers** (every function that takes optimisation steps) return one type,
   :class:`lecturekit.training.loop.TrainingHistory` ``(losses, ess, extras)``: the loss of every
   step, the Kish ESS fraction of every step that draws flow samples (else empty), and a dict of
@@ -74,8 +78,7 @@ Convention (every public function follows it; the exceptions still left are list
 - **Bad arguments** raise at once through :mod:`lecturekit.checks`: ``TypeError`` for a wrong
   type, dtype or device, ``ValueError`` for a wrong value or shape, the message naming the argument.
 
-Not yet unified (issue 19, item 2): the two ``mode_masses``
-(``targets.phi4_chain`` and ``targets.radial_velocity``) and the chapters' own mode counts; the
+Not yet unified (issue 19, item 2): the
 iteration counts named ``n_iterations`` (``global_local_mcmc``, ``adaptive_flow_mcmc``,
 ``train_craft``, ``annealed_data_sets``) and ``n_mcmc_steps``; the local kernel passed as an
 instance (``local_kernel``) or as a factory (``make_local_kernel``, ``make_kernel``).

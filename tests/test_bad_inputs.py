@@ -442,10 +442,10 @@ def _hmc(**kwargs: object) -> object:
     return HMC(mixture, **kwargs)
 
 
-def _rv_mode_masses(edges: torch.Tensor) -> object:
-    from lecturekit.targets.radial_velocity import mode_masses
+def _interval_membership(edges: torch.Tensor) -> object:
+    from lecturekit.diagnostics import interval_membership
 
-    return mode_masses(torch.rand(10), edges)
+    return interval_membership(torch.rand(10), edges)
 
 
 def _bg_loss(data: torch.Tensor) -> object:
@@ -507,11 +507,11 @@ SAMPLING_CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]]
     # mixed dtypes and bad edges
     "TridiagonalGaussian.log_prob: float64 points on a float32 base": (
         lambda d: _tridiagonal(torch.float32).log_prob(torch.zeros(2, 3, dtype=torch.float64)), TypeError, "z"),
-    "radial_velocity.mode_masses: decreasing edges": (
-        lambda d: _rv_mode_masses(torch.tensor([1.0, 0.5, 0.0])), ValueError, "edges"),
-    "radial_velocity.mode_masses: one edge": (lambda d: _rv_mode_masses(torch.tensor([1.0])), ValueError, "edges"),
-    "radial_velocity.mode_masses: NaN edge": (
-        lambda d: _rv_mode_masses(torch.tensor([0.0, NAN, 1.0])), ValueError, "edges"),
+    "interval_membership: decreasing edges": (
+        lambda d: _interval_membership(torch.tensor([1.0, 0.5, 0.0])), ValueError, "edges"),
+    "interval_membership: one edge": (lambda d: _interval_membership(torch.tensor([1.0])), ValueError, "edges"),
+    "interval_membership: NaN edge": (
+        lambda d: _interval_membership(torch.tensor([0.0, NAN, 1.0])), ValueError, "edges"),
     "boltzmann_generator_loss: NaN data": (
         lambda d: _bg_loss(torch.full((4, 2), NAN)), ValueError, "data"),
     "boltzmann_generator_loss: data not a tensor": (lambda d: _bg_loss([[0.0, 0.0]]), TypeError, "data"),
@@ -687,11 +687,22 @@ HOLDOUT_CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]] 
         lambda d: _mod("targets.phi4_chain").field_mean(torch.zeros(3, 4, dtype=torch.long)), TypeError, "x"),
     "site_value: site=2.5": (lambda d: _mod("targets.phi4_chain").site_value(torch.zeros(3, 4), 2.5), TypeError, "site"),
     "site_value: site=10 of 4": (lambda d: _mod("targets.phi4_chain").site_value(torch.zeros(3, 4), 10), ValueError, "site"),
-    "phi4_chain.mode_masses: NaN log-weights": (
-        lambda d: _mod("targets.phi4_chain").mode_masses(torch.zeros(3, 4), torch.tensor([0.0, NAN, 0.0])),
+    "mode_weights: NaN log-weights": (
+        lambda d: _mod("estimates").mode_weights(torch.ones(3, 1), torch.tensor([0.0, NAN, 0.0])),
         ValueError, "log_weights"),
-    "phi4_chain.mode_masses: NaN points": (
-        lambda d: _mod("targets.phi4_chain").mode_masses(torch.full((3, 4), NAN)), ValueError, "x"),
+    "mode_weights: NaN membership": (
+        lambda d: _mod("estimates").mode_weights(torch.full((3, 2), NAN)), ValueError, "membership"),
+    "mode_weights: membership above 1": (
+        lambda d: _mod("estimates").mode_weights(torch.full((3, 2), 2.0)), ValueError, "membership"),
+    "mode_weights: boolean membership": (
+        lambda d: _mod("estimates").mode_weights(torch.ones(3, 2, dtype=torch.bool)), TypeError, "membership"),
+    "mode_weights: 1D membership": (lambda d: _mod("estimates").mode_weights(torch.ones(3)), ValueError, "membership"),
+    "mode_weights: chains with log-weights": (
+        lambda d: _mod("estimates").mode_weights(torch.ones(4, 3, 2), torch.zeros(4)), ValueError, "log_weights"),
+    "mode_weights: one walker": (
+        lambda d: _mod("estimates").mode_weights(torch.ones(4, 1, 2)), ValueError, "walkers"),
+    "mode_weights: log-weights of the wrong length": (
+        lambda d: _mod("estimates").mode_weights(torch.ones(3, 2), torch.zeros(4)), ValueError, "log_weights"),
     "count_tunnellings: threshold=-1": (
         lambda d: _mod("broken_phase").count_tunnellings(torch.zeros(10, 2), -1.0), ValueError, "threshold"),
     "count_tunnellings: threshold=NaN": (
@@ -711,8 +722,11 @@ HOLDOUT_CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]] 
         lambda d: _mod("targets.radial_velocity").radial_velocity(torch.tensor([NAN]), torch.zeros(1, 4)), ValueError, "t"),
     "radial_velocity: list times": (
         lambda d: _mod("targets.radial_velocity").radial_velocity([0.0], torch.zeros(1, 4)), TypeError, "t"),
-    "radial_velocity.mode_masses: list ln_period": (
-        lambda d: _mod("targets.radial_velocity").mode_masses([0.1], torch.tensor([0.0, 1.0])), TypeError, "ln_period"),
+    "interval_membership: list values": (
+        lambda d: _mod("diagnostics").interval_membership([0.1], torch.tensor([0.0, 1.0])), TypeError, "values"),
+    "interval_membership: NaN values": (
+        lambda d: _mod("diagnostics").interval_membership(torch.tensor([NAN]), torch.tensor([0.0, 1.0])),
+        ValueError, "values"),
     "no_planet_log_evidence: sigma_v0=-1": (
         lambda d: _mod("targets.radial_velocity").no_planet_log_evidence(
             _mod("targets.radial_velocity").simulate_observations(), sigma_v0=-1.0), ValueError, "sigma_v0"),

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from lecturekit.targets.angles import AngleAsVector
-from lecturekit.diagnostics import integrated_autocorr_time
+from lecturekit.diagnostics import integrated_autocorr_time, interval_membership
+from lecturekit.estimates import mode_weights
 from lecturekit.flows.core import real_nvp
 from lecturekit.targets.radial_velocity import (
     PeriodPhaseGrid,
     RadialVelocityPosterior,
-    mode_masses,
     radial_velocity,
     simulate_observations,
 )
@@ -119,8 +119,8 @@ def test_radial_velocity_curve_and_mode_masses_helpers() -> None:
     t = torch.tensor([0.0, 2.5, 5.0], dtype=F64)
     v = radial_velocity(t, torch.tensor([[1.0, 2.0, 0.0, math.log(10.0)]], dtype=F64))
     assert torch.allclose(v, torch.tensor([[3.0, 1.0, -1.0]], dtype=F64), atol=1e-12)
-    masses = mode_masses(torch.tensor([0.1, 0.7, 0.8, 2.0]), torch.tensor([0.0, 0.5, 1.0, 3.0]))
-    assert torch.allclose(masses, torch.tensor([0.25, 0.5, 0.25]))
+    membership = interval_membership(torch.tensor([0.1, 0.7, 0.8, 2.0]), torch.tensor([0.0, 0.5, 1.0, 3.0]))
+    assert torch.allclose(mode_weights(membership).value, torch.tensor([0.25, 0.5, 0.25], dtype=F64))
 
 
 def test_analytic_score_matches_autograd(posterior: RadialVelocityPosterior) -> None:
@@ -200,14 +200,14 @@ def test_adaptive_flow_mcmc_marginals_match_the_exact_ones_with_the_phase_across
     assert sum(result.history.global_acceptance[300:]) / 400 > 0.2
 
 
-def test_mode_masses_takes_samples_and_edges_on_any_devices(device: torch.device) -> None:
+def test_interval_membership_takes_samples_and_edges_on_any_devices(device: torch.device) -> None:
     """Chapter 09 on a GPU passed CUDA edges with CPU samples, and bucketize refused the mix."""
     samples = torch.tensor([0.1, 0.7, 0.8, 2.0], device=device)
     edges = torch.tensor([0.0, 0.5, 1.0, 3.0], device=device)
-    expected = torch.tensor([0.25, 0.5, 0.25])
-    assert torch.allclose(mode_masses(samples, edges), expected)
-    assert torch.allclose(mode_masses(samples.cpu(), edges), expected)
-    assert torch.allclose(mode_masses(samples, edges.cpu()), expected)
+    expected = torch.tensor([0.25, 0.5, 0.25], dtype=F64)
+    assert torch.allclose(mode_weights(interval_membership(samples, edges)).value, expected)
+    assert torch.allclose(mode_weights(interval_membership(samples.cpu(), edges)).value, expected)
+    assert torch.allclose(mode_weights(interval_membership(samples, edges.cpu())).value, expected)
 
 
 # ---------------------------------------------------------------------- evidence and model selection
