@@ -35,12 +35,17 @@ from lecturekit.targets.radial_velocity import (
 )
 from lecturekit.samplers.adaptive import adaptive_flow_mcmc, global_local_mcmc
 from lecturekit.samplers.mcmc import MALA, MCMCState
+from lecturekit.targets.base import Target
 
 TOLERANCE = 0.02
 CHUNK = 50  # production iterations between checks
 BURN_IN = 100
 STEP = 2e-4
 N_LOCAL = 3
+
+
+def local_mala(target: Target) -> MALA:
+    return MALA(target, STEP)
 
 
 def main() -> None:
@@ -81,13 +86,13 @@ def main() -> None:
     synchronize(device)
     t0 = time.perf_counter()
     trained = adaptive_flow_mcmc(target, flow, start, args.training, 0, n_local_steps=N_LOCAL,
-                                 local_step_size=STEP, lr=3e-3)
+                                 make_local_kernel=local_mala, lr=3e-3)
     synchronize(device)
     t_training = time.perf_counter() - t0
     position, chunks, reached, error = trained.final_state.position, [], None, float("nan")
     n_production = 0
     while n_production < args.max_production:
-        chunk = global_local_mcmc(target, flow, position, CHUNK, n_local_steps=N_LOCAL, local_step_size=STEP)
+        chunk = global_local_mcmc(target, flow, position, CHUNK, n_local_steps=N_LOCAL, make_local_kernel=local_mala)
         position = chunk.final_state.position
         chunks.append(ln_period(chunk.samples))
         n_production += CHUNK

@@ -103,8 +103,8 @@ def main() -> None:
             target, base, 256, None, kernel, 2, target_cess=cess)))
     betas = [0.05, 0.2, 0.5, 1.0]
     flows = [real_nvp(d, n_layers=2, hidden=(32,)).to(device) for _ in betas]
-    craft = train_craft(target, base, 256, betas, flows, n_iterations=args.craft_iterations, n_train_steps=5,
-                        lr=3e-3, make_kernel=kernel, n_mcmc_steps=2)
+    craft = train_craft(target, base, 256, betas, flows, n_steps=args.craft_iterations, n_train_steps=5,
+                        lr=3e-3, make_local_kernel=kernel, n_local_steps=2)
     for n in (64, 128, 256, 512):
         curves["flow transport"].append(measure(lambda: flow_transport_smc(target, base, n, betas, flows, kernel, 2)))
 

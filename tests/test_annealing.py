@@ -30,7 +30,7 @@ def test_annealed_reverse_kl_trains_at_each_temperature_in_turn() -> None:
 def test_annealed_data_sets_samples_each_temperature_then_fits_the_flow() -> None:
     flow = real_nvp(2, n_layers=2, hidden=(16,))
     start = torch.randn(16, 2)
-    run = annealed_data_sets(flow, two_modes(), [0.1, 1.0], start, n_iterations=10, n_train_steps=4,
+    run = annealed_data_sets(flow, two_modes(), [0.1, 1.0], start, n_steps=10, n_train_steps=4,
                              make_local_kernel=lambda t: RandomWalkMetropolis(t, 0.1), n_local_steps=2,
                              batch_size=32, burn_in=2)
     extras = run.extras
@@ -40,4 +40,4 @@ def test_annealed_data_sets_samples_each_temperature_then_fits_the_flow() -> Non
     assert len(extras["flow_states"]) == 2
     assert all(torch.equal(v, flow.state_dict()[k]) for k, v in extras["flow_states"][1].items())
     with pytest.raises(ValueError, match="burn_in"):
-        annealed_data_sets(flow, two_modes(), [1.0], start, n_iterations=3, n_train_steps=1, burn_in=3)
+        annealed_data_sets(flow, two_modes(), [1.0], start, n_steps=3, n_train_steps=1, burn_in=3)

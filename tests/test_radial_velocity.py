@@ -182,7 +182,8 @@ def test_adaptive_flow_mcmc_marginals_match_the_exact_ones_with_the_phase_across
     torch.manual_seed(1)
     flow = real_nvp(5, n_layers=6, hidden=(32, 32))
     start = target.from_angle(later.sample_prior(256).float())
-    result = adaptive_flow_mcmc(target, flow, start, 300, 400, n_local_steps=3, local_step_size=2e-4, lr=3e-3)
+    result = adaptive_flow_mcmc(target, flow, start, 300, 400, n_local_steps=3,
+                                make_local_kernel=lambda t: MALA(t, 2e-4), lr=3e-3)
     x = target.to_angle(result.samples[100:]).double()
     assert bool(torch.isfinite(x).all())
     ln_period, phase = x[..., 3], x[..., 2]
@@ -292,7 +293,7 @@ def test_smc_from_the_prior_estimates_the_grid_evidence(
     prior = PriorWithPhaseAsVector(posterior)
     torch.manual_seed(5)
     result = sequential_monte_carlo(
-        target, prior, 2048, make_kernel=lambda path: MALA(path, min(0.02, 2e-4 / max(path.beta, 1e-6))), n_mcmc_steps=5
+        target, prior, 2048, make_local_kernel=lambda path: MALA(path, min(0.02, 2e-4 / max(path.beta, 1e-6))), n_local_steps=5
     )
     value, stderr = float(result.log_partition.value), float(result.log_partition.stderr)
     assert stderr < 0.3

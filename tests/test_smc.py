@@ -277,8 +277,8 @@ def test_craft_trained_flows_raise_the_ess_and_keep_log_z_exact() -> None:
     target, base = ShiftedMixture(mixture, -1.0), GaussianMixture(torch.zeros(1, 2, **F64), 1.0)
     betas = [0.3, 0.6, 1.0]
     flows = [real_nvp(2, n_layers=2, hidden=(16,)).double() for _ in betas]
-    history = train_craft(target, base, 256, betas, flows, n_iterations=40, n_train_steps=5, lr=1e-2,
-                          make_kernel=mala(0.05))
+    history = train_craft(target, base, 256, betas, flows, n_steps=40, n_train_steps=5, lr=1e-2,
+                          make_local_kernel=mala(0.05))
     assert history.extras["n_training_evaluations"] > 0 and len(history.extras["log_partition"]) == 40
     assert len(history.losses) == 40 and history.ess == [] and all(len(last) == 3 for last in history.extras["flow_losses"])
     assert history.losses[-1] == pytest.approx(sum(history.extras["flow_losses"][-1]))
@@ -340,9 +340,9 @@ def test_in_run_flow_training_weighs_the_particles_it_was_fitted_to_and_overesti
 
 def test_step_counts_must_be_ints() -> None:
     target, base = two_mode_target(2), wide_base(2)
-    with pytest.raises(TypeError, match="n_mcmc_steps must be an int >= 0"):
+    with pytest.raises(TypeError, match="n_local_steps must be an int >= 0"):
         sequential_monte_carlo(target, base, 10, None, mala(0.1), 2.0)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="n_mcmc_steps must be an int >= 0"):
+    with pytest.raises(ValueError, match="n_local_steps must be an int >= 0"):
         sequential_monte_carlo(target, base, 10, None, mala(0.1), -1)
     flows = [real_nvp(2, n_layers=2).double()]
     with pytest.raises(TypeError, match="n_train_steps must be an int >= 0"):

@@ -386,10 +386,10 @@ def test_every_trainer_returns_one_training_history() -> None:
                                              batch_size=8), 3, True),
         "annealed_reverse_kl": (annealed_reverse_kl(flow, target, [0.5, 1.0], [2, 1], batch_size=16), 3, True),
         "annealed_data_sets": (
-            annealed_data_sets(flow, target, [0.5, 1.0], torch.randn(8, 2), n_iterations=2, n_train_steps=2,
+            annealed_data_sets(flow, target, [0.5, 1.0], torch.randn(8, 2), n_steps=2, n_train_steps=2,
                                make_local_kernel=lambda t: RandomWalkMetropolis(t, 0.1), batch_size=8), 4, False),
         "train_craft": (train_craft(target, GaussianMixture(torch.zeros(1, 2), 4.0), 32, [0.5, 1.0], [flow, flow],
-                                    n_iterations=2), 2, False),
+                                    n_steps=2), 2, False),
     }
     for name, (history, n_steps, has_ess) in runs.items():
         assert type(history) is TrainingHistory, name

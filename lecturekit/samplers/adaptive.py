@@ -31,6 +31,7 @@ With no training iterations, :func:`adaptive_flow_mcmc` *is* the global-local sa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -138,9 +139,8 @@ def adaptive_flow_mcmc(
     initial_position: Tensor,
     n_training: int,
     n_production: int,
-    local_kernel: Kernel | None = None,
+    make_local_kernel: Callable[[Target], Kernel] | None = None,
     n_local_steps: int = 5,
-    local_step_size: float = 1e-2,
     lr: float = 1e-3,
     max_grad_norm: float | None = None,
     thin: int = 1,
@@ -149,8 +149,8 @@ def adaptive_flow_mcmc(
     r"""Adaptive flow-MCMC (Gabrié, Rotskoff & Vanden-Eijnden, PNAS 2022), vectorised over walkers.
 
     Runs ``n_training`` iterations of the :class:`GlobalLocalKernel` (one flow-IMH step, then
-    ``n_local_steps`` steps of ``local_kernel``, by default :class:`~lecturekit.samplers.mcmc.MALA`
-    with step size ``local_step_size``), each followed by one Adam step (learning rate ``lr``,
+    ``n_local_steps`` steps of the kernel ``make_local_kernel(target)``, by default
+    :class:`~lecturekit.samplers.mcmc.MALA` with step size 0.01), each followed by one Adam step (learning rate ``lr``,
     gradient norm clipped to ``max_grad_norm``) on the maximum-likelihood loss
     :math:`-\frac1N\sum_i\log\rho_\theta(x^i)` of the walkers' current positions; then
     ``n_production`` iterations with the flow frozen.
@@ -182,16 +182,18 @@ def adaptive_flow_mcmc(
         )
     if not isinstance(flow, Flow):
         raise TypeError(f"flow must be a lecturekit Flow, got {type(flow).__name__}")
-    if local_kernel is None:
-        local_kernel = MALA(target, step_size=local_step_size)
+    if make_local_kernel is None:
+        local_kernel: Kernel = MALA(target, step_size=1e-2)
+    else:
+        local_kernel = _local_kernel(make_local_kernel, target)
     kernel = GlobalLocalKernel(target, flow, local_kernel, n_local_steps)
     state = kernel.init(initial_position)
     n_walkers, dim = state.position.shape
     global_accepted: list[Tensor] = []
     local_accepted: list[Tensor] = []
 
-    def empty_samples(n_iterations: int) -> Tensor:
-        return state.position.new_empty((n_iterations // thin, n_walkers, dim))
+    def empty_samples(n_steps: int) -> Tensor:
+        return state.position.new_empty((n_steps // thin, n_walkers, dim))
 
     def iterate(t: int, samples: Tensor) -> None:
         nonlocal state
@@ -231,20 +233,33 @@ def global_local_mcmc(
     target: Target,
     flow: Flow,
     initial_position: Tensor,
-    n_iterations: int,
-    local_kernel: Kernel | None = None,
+    n_steps: int,
+    make_local_kernel: Callable[[Target], Kernel] | None = None,
     n_local_steps: int = 5,
-    local_step_size: float = 1e-2,
     thin: int = 1,
     progress: bool = False,
 ) -> AdaptiveResult:
     """The global-local ("explore-exploit") sampler with a frozen flow (Section 4.2): exact MCMC.
 
     The same code as :func:`adaptive_flow_mcmc` with no training iterations; its
-    ``samples`` hold the ``n_iterations // thin`` kept positions.
+    ``samples`` hold the ``n_steps // thin`` kept positions.
     """
-    check_int(n_iterations, "n_iterations", minimum=1)
+    check_int(n_steps, "n_steps", minimum=1)
     return adaptive_flow_mcmc(
-        target, flow, initial_position, 0, n_iterations, local_kernel=local_kernel,
-        n_local_steps=n_local_steps, local_step_size=local_step_size, thin=thin, progress=progress,
+        target, flow, initial_position, 0, n_steps, make_local_kernel=make_local_kernel,
+        n_local_steps=n_local_steps, thin=thin, progress=progress,
     )
+
+
+def _local_kernel(make_local_kernel: object, target: Target) -> Kernel:
+    """``make_local_kernel(target)``, checked to be an MCMC kernel."""
+    if not callable(make_local_kernel):
+        raise TypeError(
+            f"make_local_kernel must be a callable target -> Kernel, got {type(make_local_kernel).__name__}"
+        )
+    kernel = make_local_kernel(target)
+    if not (callable(getattr(kernel, "init", None)) and callable(getattr(kernel, "step", None))):
+        raise TypeError(
+            f"make_local_kernel must return an MCMC kernel with init and step methods, got {type(kernel).__name__}"
+        )
+    return kernel

@@ -100,12 +100,12 @@ def annealed_data_sets(
     target: Target,
     betas: Sequence[float],
     initial_position: Tensor,
-    n_iterations: int,
+    n_steps: int,
     n_train_steps: int,
-    make_local_kernel: Callable[[Target], Kernel] | None = None,
-    n_local_steps: int = 5,
     batch_size: int = 256,
     lr: float = 1e-3,
+    make_local_kernel: Callable[[Target], Kernel] | None = None,
+    n_local_steps: int = 5,
     burn_in: int = 0,
     progress: bool = False,
 ) -> TrainingHistory:
@@ -113,7 +113,7 @@ def annealed_data_sets(
 
     For each :math:`\beta_k` in ``betas`` (increasing, ending at 1):
 
-    1. sample :math:`\rho_*^{\beta_k}\propto e^{-\beta_k U}` with ``n_iterations`` steps of the
+    1. sample :math:`\rho_*^{\beta_k}\propto e^{-\beta_k U}` with ``n_steps`` steps of the
        :class:`~lecturekit.samplers.adaptive.GlobalLocalKernel`: the flow as it was trained at
        :math:`\beta_{k-1}` (untrained, i.e. its base, at :math:`k = 0`) proposes independent
        moves, followed by ``n_local_steps`` steps of ``make_local_kernel(tempered_target)``
@@ -132,7 +132,7 @@ def annealed_data_sets(
     of every training step, the temperatures in turn (its ``ess`` is empty), and in ``extras``:
 
     - ``"betas"``: the temperatures; ``"n_steps"``: the training steps at each (``n_train_steps``);
-    - ``"samples"``: per temperature, the global-local chains ``(n_iterations, n_walkers, dim)``,
+    - ``"samples"``: per temperature, the global-local chains ``(n_steps, n_walkers, dim)``,
       the training data;
     - ``"global_acceptance"``: per temperature, the fraction of accepted flow proposals;
     - ``"flow_states"``: per temperature, the flow's ``state_dict`` (detached copies) after
@@ -141,10 +141,10 @@ def annealed_data_sets(
     if not isinstance(flow, Flow):
         raise TypeError(f"flow must be a lecturekit Flow, got {type(flow).__name__}")
     betas = check_schedule(betas)
-    check_positive_int(n_iterations, "n_iterations")
+    check_positive_int(n_steps, "n_steps")
     check_positive_int(n_train_steps, "n_train_steps")
-    if isinstance(burn_in, bool) or not isinstance(burn_in, int) or not 0 <= burn_in < n_iterations:
-        raise ValueError(f"burn_in must be an int in [0, n_iterations={n_iterations}), got {burn_in!r}")
+    if isinstance(burn_in, bool) or not isinstance(burn_in, int) or not 0 <= burn_in < n_steps:
+        raise ValueError(f"burn_in must be an int in [0, n_steps={n_steps}), got {burn_in!r}")
     if make_local_kernel is None:
         def make_local_kernel(tempered: Target) -> Kernel:
             return MALA(tempered, step_size=0.05)
@@ -153,7 +153,7 @@ def annealed_data_sets(
     for beta in betas:
         tempered = TemperedPath(target, None, beta)
         kernel = GlobalLocalKernel(tempered, flow, make_local_kernel(tempered), n_local_steps)
-        chains = run_chains(kernel, position, n_iterations, progress=progress)
+        chains = run_chains(kernel, position, n_steps, progress=progress)
         position = chains.final_state.position
         samples.append(chains.samples)
         acceptance.append(chains.acceptance_rate())
