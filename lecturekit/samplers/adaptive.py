@@ -150,8 +150,8 @@ def adaptive_flow_mcmc(
 
     Runs ``n_training`` iterations of the :class:`GlobalLocalKernel` (one flow-IMH step, then
     ``n_local_steps`` steps of the kernel ``make_local_kernel(target)``, by default
-    :class:`~lecturekit.samplers.mcmc.MALA` with step size 0.01), each followed by one Adam step (learning rate ``lr``,
-    gradient norm clipped to ``max_grad_norm``) on the maximum-likelihood loss
+    :class:`~lecturekit.samplers.mcmc.MALA` with step size 0.01), each followed by one Adam
+    step (learning rate ``lr``, gradient norm clipped to ``max_grad_norm``) on the maximum-likelihood loss
     :math:`-\frac1N\sum_i\log\rho_\theta(x^i)` of the walkers' current positions; then
     ``n_production`` iterations with the flow frozen.
 
