@@ -50,7 +50,7 @@ package ``__init__`` files re-export nothing). Lower layers never import higher 
    - ``annealing``       annealed variational inference and annealed data sets (trainers that run MCMC)
 10. :mod:`lecturekit.plotting`     energy contours, traces, density heatmaps
 
-Convention (every public function follows it):
+Convention (every public function follows it; the exceptions still left are listed last):
 
 - **Argument order**: the target first, then the proposal or base, then the flow or kernel, then
   counts, then settings: ``importance_sample(target, proposal, n)``,
@@ -86,6 +86,11 @@ Convention (every public function follows it):
   :func:`lecturekit.diagnostics.ess_from_log_weights` (the training loop uses its unchecked core).
 - **Bad arguments** raise at once through :mod:`lecturekit.checks`: ``TypeError`` for a wrong
   type, dtype or device, ``ValueError`` for a wrong value or shape, the message naming the argument.
+
+Not yet unified (issue 19, item 2): :mod:`lecturekit.broken_phase` reports its estimates as
+float NamedTuples beside ``Estimate`` (``SignWeight``, the weight of the positive sign with a
+multi-chain MCSE that ``mode_weights`` does not compute, and ``TunnellingTime``, whose extras
+are counts).
 """
 
 __version__ = "0.1.0"
