@@ -25,21 +25,27 @@ import torch
 
 from lecturekit.targets.angles import AngleAsVector
 from lecturekit.device import seed_everything, synchronize
+from lecturekit.diagnostics import interval_membership
+from lecturekit.estimates import mode_weights
 from lecturekit.flows.core import real_nvp
 from lecturekit.targets.radial_velocity import (
     PeriodPhaseGrid,
     RadialVelocityPosterior,
-    mode_masses,
     simulate_observations,
 )
 from lecturekit.samplers.adaptive import adaptive_flow_mcmc, global_local_mcmc
 from lecturekit.samplers.mcmc import MALA, MCMCState
+from lecturekit.targets.base import Target
 
 TOLERANCE = 0.02
 CHUNK = 50  # production iterations between checks
 BURN_IN = 100
 STEP = 2e-4
 N_LOCAL = 3
+
+
+def local_mala(target: Target) -> MALA:
+    return MALA(target, STEP)
 
 
 def main() -> None:
@@ -80,19 +86,19 @@ def main() -> None:
     synchronize(device)
     t0 = time.perf_counter()
     trained = adaptive_flow_mcmc(target, flow, start, args.training, 0, n_local_steps=N_LOCAL,
-                                 local_step_size=STEP, lr=3e-3)
+                                 make_local_kernel=local_mala, lr=3e-3)
     synchronize(device)
     t_training = time.perf_counter() - t0
     position, chunks, reached, error = trained.final_state.position, [], None, float("nan")
     n_production = 0
     while n_production < args.max_production:
-        chunk = global_local_mcmc(target, flow, position, CHUNK, n_local_steps=N_LOCAL, local_step_size=STEP)
+        chunk = global_local_mcmc(target, flow, position, CHUNK, n_local_steps=N_LOCAL, make_local_kernel=local_mala)
         position = chunk.final_state.position
         chunks.append(ln_period(chunk.samples))
         n_production += CHUNK
         if n_production > BURN_IN:
             kept = torch.cat(chunks)[BURN_IN:]
-            error = float((mode_masses(kept, edges).cpu().double() - exact).abs().max())
+            error = float((mode_weights(interval_membership(kept, edges)).value - exact).abs().max())
             if error < TOLERANCE:
                 synchronize(device)
                 reached = time.perf_counter() - t0
@@ -114,7 +120,7 @@ def main() -> None:
                 state, _ = kernel.step(state)
             samples.append(ln_period(state.position))
             n_steps += CHUNK * (N_LOCAL + 1)
-            masses = mode_masses(torch.stack(samples[len(samples) // 4 :]), edges).cpu().double()
+            masses = mode_weights(interval_membership(torch.stack(samples[len(samples) // 4 :]), edges)).value
             mala_error = float((masses - exact).abs().max())
             if mala_error < TOLERANCE and reached_mala is None:
                 reached_mala = time.perf_counter() - t0

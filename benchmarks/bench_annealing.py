@@ -103,15 +103,15 @@ def main() -> None:
             target, base, 256, None, kernel, 2, target_cess=cess)))
     betas = [0.05, 0.2, 0.5, 1.0]
     flows = [real_nvp(d, n_layers=2, hidden=(32,)).to(device) for _ in betas]
-    craft = train_craft(target, base, 256, betas, flows, n_iterations=args.craft_iterations, n_train_steps=5,
-                        lr=3e-3, make_kernel=kernel, n_mcmc_steps=2)
+    craft = train_craft(target, base, 256, betas, flows, n_steps=args.craft_iterations, n_train_steps=5,
+                        lr=3e-3, make_local_kernel=kernel, n_local_steps=2)
     for n in (64, 128, 256, 512):
         curves["flow transport"].append(measure(lambda: flow_transport_smc(target, base, n, betas, flows, kernel, 2)))
 
     print(f"device {device}, d = {d}, {args.repeats} runs per point; exact log Z = 0")
     for name, points in curves.items():
         print(f"{name:15s} " + "   ".join(f"{c:8.0f} evals: rmse {e:.3f}" for c, e in points))
-    training = craft.n_training_evaluations
+    training = craft.extras["n_training_evaluations"]
     print(f"flow transport: CRAFT training cost {training} target evaluations (not in the curve above)")
     costs = {name: cost_at_error(points, args.error) for name, points in curves.items()}
     print(f"cost per run to reach rmse {args.error}: " + ", ".join(f"{n} {c:.0f}" for n, c in costs.items()))

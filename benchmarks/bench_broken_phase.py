@@ -70,7 +70,7 @@ def main() -> None:
     for name, flow in flows.items():
         with Timer(device) as timer:
             history = train_reverse_kl(flow, target, args.steps, batch_size=64, lr=3e-3, lr_schedule="cosine", max_grad_norm=10.0)
-        print(f"trained {name}: {args.steps} steps in {timer.elapsed:.1f} s, final loss {sum(history.loss[-50:]) / 50:.3f}")
+        print(f"trained {name}: {args.steps} steps in {timer.elapsed:.1f} s, final loss {sum(history.losses[-50:]) / 50:.3f}")
     proposals = {"plain flow": flows["plain flow"], "symmetrised flow": Z2Symmetrized(flows["plain flow"]),
                  "equivariant flow": flows["equivariant flow"]}
     for name, proposal in proposals.items():

@@ -88,7 +88,7 @@ def train_flow_on_exact_samples(target: GaussianMixture, args: argparse.Namespac
     flow = real_nvp(args.dim, n_layers=6, hidden=(64, 64)).to(device)
     synchronize(device)
     t0 = time.perf_counter()
-    loss = train_max_likelihood(flow, target.sample(args.train_samples), args.train_steps, batch_size=256, lr=3e-3)
+    loss = train_max_likelihood(flow, target.sample(args.train_samples), args.train_steps, batch_size=256, lr=3e-3).losses
     synchronize(device)
     with torch.no_grad():
         held_out = float(-flow.log_prob(target.sample(20_000)).mean())

@@ -65,7 +65,7 @@ def chi2_with_error(chain: torch.Tensor) -> tuple[float, float]:
     """
     try:
         estimate = susceptibility_along_chain(chain)
-        return estimate.value, estimate.stderr
+        return float(estimate.value), float(estimate.stderr)
     except ChainTooShortError as error:
         print(f"  (chi_2 error refused: {error})")
         return float(susceptibility(chain)), math.nan

@@ -9,7 +9,7 @@ package ``__init__`` files re-export nothing). Lower layers never import higher 
 2. :mod:`lecturekit.device`        default device, seeding, CUDA-synchronised timing;
    :mod:`lecturekit.progress`      progress bars that the book and the tests can silence
 3. :mod:`lecturekit.diagnostics`   effective sample sizes, autocorrelation times, R-hat, mode occupancy
-4. :mod:`lecturekit.estimates`     ``Estimate`` (value, standard error) and the self-normalised estimators;
+4. :mod:`lecturekit.estimates`     ``Estimate`` (value, standard error), the self-normalised estimators, ``mode_weights``;
    :mod:`lecturekit.distributions` tractable densities used as bases and proposals: standard, diagonal
    and tridiagonal-precision Gaussians;
    :mod:`lecturekit.broken_phase`  tunnelling times and sign weights of a magnetisation series
@@ -55,25 +55,46 @@ Convention (every public function follows it; the exceptions still left are list
 - **Argument order**: the target first, then the proposal or base, then the flow or kernel, then
   counts, then settings: ``importance_sample(target, proposal, n)``,
   ``sequential_monte_carlo(target, base, n_particles)``, ``TemperedPath(target, base, beta)``.
+  A trainer of one model takes the model it changes in place first, then the target or the
+  data: ``train_reverse_kl(flow, target, n_steps)``, ``train_max_likelihood(flow, data, n_steps)``,
+  ``train_vae(vae, data, n_steps)``, ``annealed_reverse_kl(flow, target, betas, n_steps)``;
+  ``train_craft`` trains SMC's flows and keeps SMC's order.
 - **Counts**: ``n`` for draws from a distribution's own ``sample(n)`` (the ``Proposal`` protocol),
   ``n_particles`` for SMC particles, ``n_chains`` / ``n_walkers`` for parallel chains,
-  ``n_steps`` for optimisation or MCMC steps, ``batch_size`` for a training batch, ``n_samples``
+  ``n_steps`` for optimisation or MCMC steps (``n_train_steps`` for the training steps inside
+  each step or stage of a sampler that also trains; ``n_training`` and ``n_production`` for
+  the two phases of ``adaptive_flow_mcmc``), ``batch_size`` for a training batch, ``n_samples``
   for Monte Carlo draws inside a loss or estimate.
-- **Estimates with an error** are :class:`lecturekit.estimates.Estimate` ``(value, stderr)``;
+- **Local MCMC moves** inside a larger sampler (global-local, annealing, SMC, CRAFT) are
+  ``n_local_steps`` steps of the kernel ``make_local_kernel(target)``: always a factory from
+  the (possibly tempered) target to a :class:`~lecturekit.samplers.mcmc.Kernel`, ``None`` for
+  the sampler's default MALA. Kernel *classes* that compose kernels
+  (:class:`~lecturekit.samplers.adaptive.GlobalLocalKernel`) take the kernel instance itself.
+- **Estimates with an error** are :class:`lecturekit.estimates.Estimate` ``(value, stderr, tau)``,
+  ``tau`` (a chain's autocorrelation time) ``None`` where the estimator has none;
   the self-normalised estimator is :func:`lecturekit.estimates.reweighted_expectation` (one
   public form; ``ImportanceResult.expectation`` returns its ``Estimate``).
+- **Mode weights** with their errors come from one function,
+  :func:`lecturekit.estimates.mode_weights` ``(membership, log_weights=None) -> Estimate``, for
+  independent, importance-weighted or chain samples; :func:`lecturekit.diagnostics.interval_membership`
+  assigns samples to the modes between cut points.
+- **Trainers** (``train_*``, ``annealed_reverse_kl``, ``annealed_data_sets``) return one type,
+  :class:`lecturekit.training.loop.TrainingHistory` ``(losses, ess, extras)``: the loss of every
+  step, the Kish ESS fraction of every step that draws flow samples (else empty), and a dict of
+  what the trainer records besides (its docstring lists the keys). Their keywords follow one
+  order: the counts (``n_steps``, ``batch_size``), ``lr``, the trainer's own settings, then
+  ``max_grad_norm``, ``weight_decay``, ``lr_schedule``, ``progress``. Samplers that also train
+  return their sampler's result, the losses in it (``AdaptiveHistory.losses``,
+  ``SMCResult.transport_losses``).
 - **Kish's effective sample size** is computed in one place,
   :func:`lecturekit.diagnostics.ess_from_log_weights` (the training loop uses its unchecked core).
 - **Bad arguments** raise at once through :mod:`lecturekit.checks`: ``TypeError`` for a wrong
   type, dtype or device, ``ValueError`` for a wrong value or shape, the message naming the argument.
 
-Not yet unified (issue 19, item 2): ``SusceptibilityEstimate`` (value, stderr, tau) beside
-``Estimate``; the trainers' history types (``TrainingHistory``, ``AnnealedVIHistory``,
-``AnnealedDataSetsHistory``, ``CRAFTHistory``, the VAE's list of losses); the two ``mode_masses``
-(``targets.phi4_chain`` and ``targets.radial_velocity``) and the chapters' own mode counts; the
-iteration counts named ``n_iterations`` (``global_local_mcmc``, ``adaptive_flow_mcmc``,
-``train_craft``, ``annealed_data_sets``) and ``n_mcmc_steps``; the local kernel passed as an
-instance (``local_kernel``) or as a factory (``make_local_kernel``, ``make_kernel``).
+Not yet unified (issue 19, item 2): :mod:`lecturekit.broken_phase` reports its estimates as
+float NamedTuples beside ``Estimate`` (``SignWeight``, the weight of the positive sign with a
+multi-chain MCSE that ``mode_weights`` does not compute, and ``TunnellingTime``, whose extras
+are counts).
 """
 
 __version__ = "0.1.0"

@@ -537,7 +537,33 @@ def nearest_mode(x: Tensor, modes: Tensor) -> Tensor:
     return torch.cdist(flat, modes.to(flat)).argmin(-1).reshape(x.shape[:-1])
 
 
-__all__ += ["ModeOccupancy", "mode_fraction_mcse", "mode_occupancy"]
+def interval_membership(values: Tensor, edges: Tensor) -> Tensor:
+    r"""One-hot membership ``(..., M)`` of each of ``values`` (any shape) in the ``M`` intervals between ``edges``.
+
+    ``edges`` ``(M + 1,)`` is finite and strictly increasing; value :math:`v` belongs to interval
+    :math:`m` when :math:`e_m < v \le e_{m+1}`, and values beyond the outer edges to the first or
+    last interval. The two may live on any devices: the counting runs on the CPU, in float64, and
+    the result is there. Pass it to :func:`lecturekit.estimates.mode_weights`.
+
+    >>> interval_membership(torch.tensor([0.1, 0.2, 0.9]), torch.tensor([0.0, 0.5, 1.0]))
+    tensor([[1., 0.],
+            [1., 0.],
+            [0., 1.]], dtype=torch.float64)
+    """
+    check_tensor(edges, "edges")
+    if edges.dim() != 1 or edges.numel() < 2:
+        raise ValueError(f"edges must be a 1D tensor of at least 2 increasing values, got shape {tuple(edges.shape)}")
+    if not bool(torch.isfinite(edges).all()) or not bool((edges[1:] > edges[:-1]).all()):
+        raise ValueError(f"edges must be finite and strictly increasing, got {edges.tolist()}")
+    check_tensor(values, "values")
+    flat = values.detach().to(torch.float64).cpu().contiguous()  # a strided view warns in bucketize
+    if not bool(torch.isfinite(flat).all()):
+        raise ValueError("values must be finite, but they contain NaN or inf")
+    index = torch.bucketize(flat, edges.detach()[1:-1].to(torch.float64).cpu().contiguous())
+    return torch.nn.functional.one_hot(index, edges.numel() - 1).to(torch.float64)
+
+
+__all__ += ["ModeOccupancy", "interval_membership", "mode_fraction_mcse", "mode_occupancy"]
 
 
 class ModeOccupancy(NamedTuple):

@@ -30,10 +30,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lecturekit.checks import check_finite, check_same_device
+from lecturekit.checks import check_finite, check_same_device, check_tensor
 from lecturekit.diagnostics import normalized_weights
 
-__all__ = ["Estimate", "log_partition_estimate", "reweighted_expectation"]
+__all__ = ["Estimate", "log_partition_estimate", "mode_weights", "reweighted_expectation"]
 
 
 def _self_normalized_mean(f_values: Tensor, log_weights: Tensor) -> Tensor:
@@ -63,10 +63,17 @@ def _self_normalized_mean(f_values: Tensor, log_weights: Tensor) -> Tensor:
 
 
 class Estimate(NamedTuple):
-    """A Monte Carlo estimate and its standard error (tensors of the same shape)."""
+    """A Monte Carlo estimate, its standard error, and optional extras (tensors of the same shape).
+
+    Every estimate with an error in lecturekit is one. Read it by name (``estimate.value``,
+    ``estimate.stderr``); unpacking takes all three fields.
+    """
 
     value: Tensor
     stderr: Tensor
+    #: the integrated autocorrelation time (in steps) of the chain the estimate averages, when it
+    #: comes from a Markov chain and the estimator reports it; ``None`` otherwise
+    tau: Tensor | None = None
 
 
 def log_partition_estimate(log_weights: Tensor) -> Estimate:
@@ -91,9 +98,9 @@ def log_partition_estimate(log_weights: Tensor) -> Estimate:
 
     ``log_weights`` has shape ``(n,)`` with ``n >= 2``; ``-inf`` entries are zero weights.
 
-    >>> value, stderr = log_partition_estimate(torch.log(torch.tensor([1.0, 3.0])))
-    >>> round(float(value.exp()), 4), round(float(stderr), 4)
-    (2.0, 0.5)
+    >>> estimate = log_partition_estimate(torch.log(torch.tensor([1.0, 3.0])))
+    >>> round(float(estimate.value.exp()), 4), round(float(estimate.stderr), 4), estimate.tau
+    (2.0, 0.5, None)
     """
     weights = normalized_weights(log_weights)
     if log_weights.dim() != 1 or log_weights.shape[0] < 2:
@@ -129,3 +136,55 @@ def reweighted_expectation(f_values: Tensor, log_weights: Tensor) -> Estimate:
     residual = f_values - value
     squared = weights.square() @ residual.square()
     return Estimate(value, torch.sqrt(squared))
+
+
+def mode_weights(membership: Tensor, log_weights: Tensor | None = None) -> Estimate:
+    r"""The weight of each of ``k`` modes, with its standard error, from the samples' mode membership.
+
+    ``membership[..., j]`` is how much a sample belongs to mode :math:`j`, in :math:`[0, 1]`: an
+    indicator (:func:`~lecturekit.diagnostics.interval_membership`, or a stack of boolean masks) or
+    a soft assignment (a mixture's responsibilities). The weight of mode :math:`j` is the
+    expectation of its membership :math:`m_j`, estimated by
+
+    - **independent samples**, ``membership`` ``(n, k)``: the mean, with the error
+      :math:`\hat\sigma_{m_j}/\sqrt n`; with importance ``log_weights`` ``(n,)``, the self-normalised
+      mean and its delta-method error (:func:`reweighted_expectation`, column by column);
+    - **parallel chains**, ``membership`` ``(n_steps, n_walkers, k)`` (no ``log_weights``): the mean
+      :math:`\bar m^c_j` of each walker over its steps, then their mean over the walkers, with the
+      standard error :math:`\operatorname{sd}_c(\bar m^c_j)/\sqrt{n_\text{walkers}}`, exact for
+      independent walkers whatever the autocorrelation within a chain, and honest only when
+      every walker runs long enough to visit the modes in proportion (walkers stuck in their
+      starting modes make it small and wrong).
+
+    Returns an :class:`Estimate` with ``value`` and ``stderr`` of shape ``(k,)``.
+
+    >>> x = torch.tensor([0.2, 0.7, 0.9, 0.4])
+    >>> estimate = mode_weights(torch.stack([x < 0.5, x >= 0.5], -1).double())
+    >>> estimate.value.tolist(), [round(s, 4) for s in estimate.stderr.tolist()]
+    ([0.5, 0.5], [0.25, 0.25])
+    """
+    check_tensor(membership, "membership")
+    if membership.dim() not in (2, 3) or 0 in membership.shape:
+        raise ValueError(
+            "membership must have shape (n, k) for independent samples or (n_steps, n_walkers, k) for chains, "
+            f"got {tuple(membership.shape)}"
+        )
+    check_finite(membership, "membership")
+    if bool(((membership < 0) | (membership > 1)).any()):
+        raise ValueError("membership must lie in [0, 1] (an indicator or a soft assignment to each mode)")
+    if membership.dim() == 3:
+        if log_weights is not None:
+            raise ValueError("log_weights weigh independent samples: pass membership of shape (n, k) with them")
+        if membership.shape[1] < 2:
+            raise ValueError(f"chains need at least 2 walkers for an error bar, got membership of shape {tuple(membership.shape)}")
+        per_walker = membership.mean(0)  # (n_walkers, k)
+        return Estimate(per_walker.mean(0), per_walker.std(0) / math.sqrt(per_walker.shape[0]))
+    if log_weights is None:
+        n = membership.shape[0]
+        value = membership.mean(0)
+        return Estimate(value, torch.sqrt((membership - value).square().sum(0)) / n)
+    check_tensor(log_weights, "log_weights")
+    if log_weights.shape != membership.shape[:1]:
+        raise ValueError(f"log_weights must have shape ({membership.shape[0]},), one per sample, got {tuple(log_weights.shape)}")
+    estimates = [reweighted_expectation(membership[:, j], log_weights) for j in range(membership.shape[1])]
+    return Estimate(torch.stack([e.value for e in estimates]), torch.stack([e.stderr for e in estimates]))

@@ -48,7 +48,8 @@ def test_production_samples_the_two_gaussian_mixture_with_the_right_weights_and_
     flow = real_nvp(2, n_layers=4, hidden=(32, 32)).to(device)
     start = torch.cat([target.means[0] + 0.3 * torch.randn(32, 2, device=device),
                        target.means[1] + 0.3 * torch.randn(32, 2, device=device)])
-    result = adaptive_flow_mcmc(target, flow, start, 250, 400, n_local_steps=3, local_step_size=0.03, lr=3e-3)
+    result = adaptive_flow_mcmc(target, flow, start, 250, 400, n_local_steps=3,
+                                make_local_kernel=lambda t: MALA(t, 0.03), lr=3e-3)
     x = result.samples
     assert x.shape == (400, 64, 2) and bool(torch.isfinite(x).all())
     in_first_mode = (target.responsibilities(x)[..., 0] > 0.5).double()
@@ -67,8 +68,8 @@ def test_global_local_with_a_frozen_poor_flow_is_exact() -> None:
     target = two_modes()
     flow = real_nvp(2, n_layers=2, hidden=(8,))
     start = target.sample(64)  # stationary start: any bias would come from the kernel
-    result = global_local_mcmc(target, flow, start, 600, n_local_steps=2, local_step_size=0.03)
-    assert result.training_samples.shape == (0, 64, 2) and result.history.loss == []
+    result = global_local_mcmc(target, flow, start, 600, n_local_steps=2, make_local_kernel=lambda t: MALA(t, 0.03))
+    assert result.training_samples.shape == (0, 64, 2) and result.history.losses == []
     assert len(result.history.global_acceptance) == 600 and result.history.n_training == 0
     x = result.samples
     observables = torch.cat([(target.responsibilities(x)[..., :1] > 0.5).double(), x], dim=-1)
@@ -84,7 +85,7 @@ def test_global_step_moves_walkers_between_modes_that_local_steps_cannot_cross()
     start = target.means[1] + 0.1 * torch.randn(32, 2)
     local = run_chains(MALA(target, 0.03), start, 200)
     assert float((target.responsibilities(local.samples)[..., 0] > 0.5).double().mean()) == 0.0
-    both = global_local_mcmc(target, flow, start, 200, n_local_steps=1, local_step_size=0.03)
+    both = global_local_mcmc(target, flow, start, 200, n_local_steps=1, make_local_kernel=lambda t: MALA(t, 0.03))
     assert float((target.responsibilities(both.samples)[..., 0] > 0.5).double().mean()) > 0.05
 
 
@@ -92,12 +93,12 @@ def test_walkers_never_leave_the_support_and_nothing_is_nan() -> None:
     target = HalfPlaneGaussian()
     flow = real_nvp(2, n_layers=2, hidden=(8,))  # proposes x_0 <= 0 half of the time
     start = torch.rand(64, 2) + 0.1
-    result = adaptive_flow_mcmc(target, flow, start, 20, 40, local_kernel=RandomWalkMetropolis(target, 1.0),
+    result = adaptive_flow_mcmc(target, flow, start, 20, 40, make_local_kernel=lambda t: RandomWalkMetropolis(t, 1.0),
                                 n_local_steps=2)
     for samples in (result.samples, result.training_samples):
         assert bool(torch.isfinite(samples).all()) and bool((samples[..., 0] > 0).all())
     history = result.history
-    assert all(math.isfinite(a) for a in history.global_acceptance + history.local_acceptance + history.loss)
+    assert all(math.isfinite(a) for a in history.global_acceptance + history.local_acceptance + history.losses)
     assert 0 < sum(history.global_acceptance) / 60 < 1
 
 
@@ -106,7 +107,7 @@ def test_history_lengths_thinning_and_acceptances_in_range() -> None:
     result = adaptive_flow_mcmc(target, real_nvp(2, n_layers=2, hidden=(8,)), target.sample(8), 6, 9, thin=3)
     assert result.samples.shape == (3, 8, 2) and result.training_samples.shape == (2, 8, 2)
     history = result.history
-    assert len(history.global_acceptance) == len(history.local_acceptance) == 15 and len(history.loss) == 6
+    assert len(history.global_acceptance) == len(history.local_acceptance) == 15 and len(history.losses) == 6
     assert all(0 <= a <= 1 for a in history.global_acceptance + history.local_acceptance)
     assert torch.equal(result.samples[-1], result.final_state.position)
     assert result.acceptance_rate() == pytest.approx(sum(history.global_acceptance[6:]) / 9)  # production only
@@ -157,7 +158,9 @@ def test_bad_flow_kernel_or_start_raise_clear_errors() -> None:
     flow = real_nvp(2, n_layers=2, hidden=(8,))
     with pytest.raises(TypeError, match="flow"):
         adaptive_flow_mcmc(target, object(), target.sample(4), 1, 1)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="local_kernel"):
-        adaptive_flow_mcmc(target, flow, target.sample(4), 1, 1, local_kernel=object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="make_local_kernel must be a callable"):
+        adaptive_flow_mcmc(target, flow, target.sample(4), 1, 1, make_local_kernel=object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="make_local_kernel must return an MCMC kernel"):
+        adaptive_flow_mcmc(target, flow, target.sample(4), 1, 1, make_local_kernel=lambda t: None)
     with pytest.raises(ValueError, match="support"):
         adaptive_flow_mcmc(HalfPlaneGaussian(), flow, -torch.ones(4, 2), 1, 1)

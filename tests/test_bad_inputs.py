@@ -400,8 +400,27 @@ def _first_weight(folder: Path) -> str:
 def _two_mode_gl(**kwargs: object) -> object:
     from lecturekit.samplers.adaptive import adaptive_flow_mcmc, global_local_mcmc
 
-    runner = global_local_mcmc if "n_iterations" in kwargs else adaptive_flow_mcmc
+    runner = global_local_mcmc if "n_steps" in kwargs else adaptive_flow_mcmc
     return runner(mixture, small_flow(), torch.zeros(4, 2), **kwargs)
+
+
+def _renamed(function: str, **kwargs: object) -> object:
+    """Call a sampler or trainer with an argument name it no longer takes (issue 19: one convention)."""
+    from lecturekit.samplers import adaptive, annealing, smc
+
+    flows = [small_flow()]
+    base = GaussianMixture(torch.zeros(1, 2), 2.0)
+    calls = {
+        "global_local_mcmc": lambda: adaptive.global_local_mcmc(mixture, small_flow(), torch.zeros(4, 2), **kwargs),
+        "adaptive_flow_mcmc": lambda: adaptive.adaptive_flow_mcmc(mixture, small_flow(), torch.zeros(4, 2), 1, 1, **kwargs),
+        "annealed_data_sets": lambda: annealing.annealed_data_sets(
+            small_flow(), mixture, [1.0], torch.zeros(4, 2), n_train_steps=1, **kwargs),
+        "sequential_monte_carlo": lambda: smc.sequential_monte_carlo(mixture, base, 8, [1.0], **kwargs),
+        "annealed_importance_sampling": lambda: smc.annealed_importance_sampling(mixture, base, 8, [1.0], **kwargs),
+        "flow_transport_smc": lambda: smc.flow_transport_smc(mixture, base, 8, [1.0], flows, **kwargs),
+        "train_craft": lambda: smc.train_craft(mixture, base, 8, [1.0], flows, **kwargs),
+    }
+    return calls[function]()
 
 
 def _smc(**kwargs: object) -> object:
@@ -442,10 +461,10 @@ def _hmc(**kwargs: object) -> object:
     return HMC(mixture, **kwargs)
 
 
-def _rv_mode_masses(edges: torch.Tensor) -> object:
-    from lecturekit.targets.radial_velocity import mode_masses
+def _interval_membership(edges: torch.Tensor) -> object:
+    from lecturekit.diagnostics import interval_membership
 
-    return mode_masses(torch.rand(10), edges)
+    return interval_membership(torch.rand(10), edges)
 
 
 def _bg_loss(data: torch.Tensor) -> object:
@@ -463,9 +482,33 @@ SAMPLING_CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]]
     "load_flow: negative Cholesky diagonal": (
         lambda d: load_flow(_edited_state(d, _tridiagonal(), "base.cholesky_diagonal", -1.0)),
         ValueError, "cholesky_diagonal"),
+    # old argument names: Python's own TypeError names them
+    "global_local_mcmc: n_iterations (now n_steps)": (
+        lambda d: _renamed("global_local_mcmc", n_iterations=2), TypeError, "n_iterations"),
+    "global_local_mcmc: local_step_size (now make_local_kernel)": (
+        lambda d: _renamed("global_local_mcmc", n_steps=2, local_step_size=0.1), TypeError, "local_step_size"),
+    "adaptive_flow_mcmc: local_kernel (now make_local_kernel)": (
+        lambda d: _renamed("adaptive_flow_mcmc", local_kernel=None), TypeError, "local_kernel"),
+    "adaptive_flow_mcmc: make_local_kernel not callable": (
+        lambda d: _renamed("adaptive_flow_mcmc", make_local_kernel=0.1), TypeError, "make_local_kernel"),
+    "adaptive_flow_mcmc: make_local_kernel returns None": (
+        lambda d: _renamed("adaptive_flow_mcmc", make_local_kernel=lambda t: None), TypeError, "make_local_kernel"),
+    "annealed_data_sets: n_iterations (now n_steps)": (
+        lambda d: _renamed("annealed_data_sets", n_iterations=2), TypeError, "n_iterations"),
+    "sequential_monte_carlo: make_kernel (now make_local_kernel)": (
+        lambda d: _renamed("sequential_monte_carlo", make_kernel=None), TypeError, "make_kernel"),
+    "sequential_monte_carlo: n_mcmc_steps (now n_local_steps)": (
+        lambda d: _renamed("sequential_monte_carlo", n_mcmc_steps=1), TypeError, "n_mcmc_steps"),
+    "annealed_importance_sampling: n_mcmc_steps (now n_local_steps)": (
+        lambda d: _renamed("annealed_importance_sampling", n_mcmc_steps=1), TypeError, "n_mcmc_steps"),
+    "flow_transport_smc: make_kernel (now make_local_kernel)": (
+        lambda d: _renamed("flow_transport_smc", make_kernel=None), TypeError, "make_kernel"),
+    "train_craft: n_iterations (now n_steps)": (lambda d: _renamed("train_craft", n_iterations=1), TypeError, "n_iterations"),
+    "train_craft: n_mcmc_steps (now n_local_steps)": (
+        lambda d: _renamed("train_craft", n_steps=1, n_mcmc_steps=1), TypeError, "n_mcmc_steps"),
     # counts the caller passed, named as passed
-    "global_local_mcmc: n_iterations=0": (lambda d: _two_mode_gl(n_iterations=0), ValueError, "n_iterations"),
-    "global_local_mcmc: n_iterations=2.0": (lambda d: _two_mode_gl(n_iterations=2.0), TypeError, "n_iterations"),
+    "global_local_mcmc: n_steps=0": (lambda d: _two_mode_gl(n_steps=0), ValueError, "n_steps"),
+    "global_local_mcmc: n_steps=2.0": (lambda d: _two_mode_gl(n_steps=2.0), TypeError, "n_steps"),
     "adaptive_flow_mcmc: thin > n_production": (
         lambda d: _two_mode_gl(n_training=0, n_production=3, thin=5), ValueError, "thin"),
     "adaptive_flow_mcmc: n_training='2'": (
@@ -491,8 +534,8 @@ SAMPLING_CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]]
     "conditional_ess: NaN increments": (
         lambda d: _smc_function("conditional_ess")(torch.zeros(2), torch.tensor([NAN, 0.0])), ValueError,
         "log_increments"),
-    "sequential_monte_carlo: make_kernel returns None": (
-        lambda d: _smc(betas=[0.5, 1.0], make_kernel=lambda path: None), TypeError, "make_kernel"),
+    "sequential_monte_carlo: make_local_kernel returns None": (
+        lambda d: _smc(betas=[0.5, 1.0], make_local_kernel=lambda path: None), TypeError, "make_local_kernel"),
     "sequential_monte_carlo: n_particles=1": (
         lambda d: _smc_function("sequential_monte_carlo")(mixture, GaussianMixture(torch.zeros(1, 2)), 1),
         ValueError, "n_particles"),
@@ -507,11 +550,11 @@ SAMPLING_CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]]
     # mixed dtypes and bad edges
     "TridiagonalGaussian.log_prob: float64 points on a float32 base": (
         lambda d: _tridiagonal(torch.float32).log_prob(torch.zeros(2, 3, dtype=torch.float64)), TypeError, "z"),
-    "radial_velocity.mode_masses: decreasing edges": (
-        lambda d: _rv_mode_masses(torch.tensor([1.0, 0.5, 0.0])), ValueError, "edges"),
-    "radial_velocity.mode_masses: one edge": (lambda d: _rv_mode_masses(torch.tensor([1.0])), ValueError, "edges"),
-    "radial_velocity.mode_masses: NaN edge": (
-        lambda d: _rv_mode_masses(torch.tensor([0.0, NAN, 1.0])), ValueError, "edges"),
+    "interval_membership: decreasing edges": (
+        lambda d: _interval_membership(torch.tensor([1.0, 0.5, 0.0])), ValueError, "edges"),
+    "interval_membership: one edge": (lambda d: _interval_membership(torch.tensor([1.0])), ValueError, "edges"),
+    "interval_membership: NaN edge": (
+        lambda d: _interval_membership(torch.tensor([0.0, NAN, 1.0])), ValueError, "edges"),
     "boltzmann_generator_loss: NaN data": (
         lambda d: _bg_loss(torch.full((4, 2), NAN)), ValueError, "data"),
     "boltzmann_generator_loss: data not a tensor": (lambda d: _bg_loss([[0.0, 0.0]]), TypeError, "data"),
@@ -607,7 +650,7 @@ HOLDOUT_CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]] 
     "sequential_monte_carlo: n_particles=2.0": (
         lambda d: _smc_function("sequential_monte_carlo")(mixture, GaussianMixture(torch.zeros(1, 2), 2.0), 2.0),
         TypeError, "n_particles"),
-    "sequential_monte_carlo: n_mcmc_steps=-1": (lambda d: _smc(betas=[1.0], n_mcmc_steps=-1), ValueError, "n_mcmc_steps"),
+    "sequential_monte_carlo: n_local_steps=-1": (lambda d: _smc(betas=[1.0], n_local_steps=-1), ValueError, "n_local_steps"),
     "sequential_monte_carlo: resample_threshold=1.5": (
         lambda d: _smc(betas=[1.0], resample_threshold=1.5), ValueError, "resample_threshold"),
     "sequential_monte_carlo: resample_threshold=NaN": (
@@ -687,11 +730,22 @@ HOLDOUT_CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]] 
         lambda d: _mod("targets.phi4_chain").field_mean(torch.zeros(3, 4, dtype=torch.long)), TypeError, "x"),
     "site_value: site=2.5": (lambda d: _mod("targets.phi4_chain").site_value(torch.zeros(3, 4), 2.5), TypeError, "site"),
     "site_value: site=10 of 4": (lambda d: _mod("targets.phi4_chain").site_value(torch.zeros(3, 4), 10), ValueError, "site"),
-    "phi4_chain.mode_masses: NaN log-weights": (
-        lambda d: _mod("targets.phi4_chain").mode_masses(torch.zeros(3, 4), torch.tensor([0.0, NAN, 0.0])),
+    "mode_weights: NaN log-weights": (
+        lambda d: _mod("estimates").mode_weights(torch.ones(3, 1), torch.tensor([0.0, NAN, 0.0])),
         ValueError, "log_weights"),
-    "phi4_chain.mode_masses: NaN points": (
-        lambda d: _mod("targets.phi4_chain").mode_masses(torch.full((3, 4), NAN)), ValueError, "x"),
+    "mode_weights: NaN membership": (
+        lambda d: _mod("estimates").mode_weights(torch.full((3, 2), NAN)), ValueError, "membership"),
+    "mode_weights: membership above 1": (
+        lambda d: _mod("estimates").mode_weights(torch.full((3, 2), 2.0)), ValueError, "membership"),
+    "mode_weights: boolean membership": (
+        lambda d: _mod("estimates").mode_weights(torch.ones(3, 2, dtype=torch.bool)), TypeError, "membership"),
+    "mode_weights: 1D membership": (lambda d: _mod("estimates").mode_weights(torch.ones(3)), ValueError, "membership"),
+    "mode_weights: chains with log-weights": (
+        lambda d: _mod("estimates").mode_weights(torch.ones(4, 3, 2), torch.zeros(4)), ValueError, "log_weights"),
+    "mode_weights: one walker": (
+        lambda d: _mod("estimates").mode_weights(torch.ones(4, 1, 2)), ValueError, "walkers"),
+    "mode_weights: log-weights of the wrong length": (
+        lambda d: _mod("estimates").mode_weights(torch.ones(3, 2), torch.zeros(4)), ValueError, "log_weights"),
     "count_tunnellings: threshold=-1": (
         lambda d: _mod("broken_phase").count_tunnellings(torch.zeros(10, 2), -1.0), ValueError, "threshold"),
     "count_tunnellings: threshold=NaN": (
@@ -711,8 +765,11 @@ HOLDOUT_CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]] 
         lambda d: _mod("targets.radial_velocity").radial_velocity(torch.tensor([NAN]), torch.zeros(1, 4)), ValueError, "t"),
     "radial_velocity: list times": (
         lambda d: _mod("targets.radial_velocity").radial_velocity([0.0], torch.zeros(1, 4)), TypeError, "t"),
-    "radial_velocity.mode_masses: list ln_period": (
-        lambda d: _mod("targets.radial_velocity").mode_masses([0.1], torch.tensor([0.0, 1.0])), TypeError, "ln_period"),
+    "interval_membership: list values": (
+        lambda d: _mod("diagnostics").interval_membership([0.1], torch.tensor([0.0, 1.0])), TypeError, "values"),
+    "interval_membership: NaN values": (
+        lambda d: _mod("diagnostics").interval_membership(torch.tensor([NAN]), torch.tensor([0.0, 1.0])),
+        ValueError, "values"),
     "no_planet_log_evidence: sigma_v0=-1": (
         lambda d: _mod("targets.radial_velocity").no_planet_log_evidence(
             _mod("targets.radial_velocity").simulate_observations(), sigma_v0=-1.0), ValueError, "sigma_v0"),

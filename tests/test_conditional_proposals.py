@@ -116,7 +116,7 @@ def test_training_raises_the_acceptance():
     flow = BlockConditionalFlow(2)
     x0 = torch.zeros(32, 16)
     before = BlockFlowSampler(target, flow).run(x0, 50).acceptance_rate()
-    losses = train_block_flow(flow, target, 150, n_chains=32)
+    losses = train_block_flow(flow, target, 150, n_chains=32).losses
     after = BlockFlowSampler(target, flow).run(x0, 50).acceptance_rate()
     assert after > before + 0.2, (before, after)
     assert sum(losses[-20:]) < sum(losses[:20])

@@ -100,7 +100,8 @@ def test_log_z_and_expectation_errors_are_calibrated() -> None:
 
 def test_estimates_by_hand() -> None:
     # weights 1 and 3: log Z = log 2; relative sd of the weights sqrt(0.5), so se = sqrt(0.5 / 2) = 0.5
-    value, stderr = log_partition_estimate(torch.log(torch.tensor([1.0, 3.0], dtype=F64)))
+    value, stderr, tau = log_partition_estimate(torch.log(torch.tensor([1.0, 3.0], dtype=F64)))
+    assert tau is None
     assert float(value) == pytest.approx(math.log(2)) and float(stderr) == pytest.approx(0.5)
     # equal weights: the plain mean and sqrt(sum (f - mean)^2) / n; vector-valued f works column by column
     f = torch.tensor([[1.0, 0.0], [2.0, 0.0], [6.0, 3.0]], dtype=F64)
@@ -268,3 +269,34 @@ def test_lognormal_acceptance_limits_and_bad_input() -> None:
         lognormal_independence_acceptance(-1.0)
     with pytest.raises(TypeError, match="sigma"):
         lognormal_independence_acceptance("1")
+
+
+def test_mode_weights_for_independent_weighted_and_chain_samples() -> None:
+    """One function for every mode count: iid means, self-normalised means, and walker means over chains."""
+    from lecturekit.diagnostics import interval_membership
+    from lecturekit.estimates import mode_weights
+
+    torch.manual_seed(0)
+    membership = interval_membership(torch.randn(500, dtype=F64), torch.tensor([-5.0, -0.5, 0.5, 5.0], dtype=F64))
+    assert membership.shape == (500, 3) and bool((membership.sum(-1) == 1).all())
+    # independent samples: the mean and the equal-weights delta-method error
+    plain = mode_weights(membership)
+    equal = reweighted_expectation(membership, torch.zeros(500, dtype=F64))
+    torch.testing.assert_close(plain.value, equal.value)
+    torch.testing.assert_close(plain.stderr, equal.stderr)
+    assert plain.tau is None and float(plain.value.sum()) == pytest.approx(1.0)
+    # weighted: reweighted_expectation column by column
+    log_w = torch.randn(500, dtype=F64)
+    weighted = mode_weights(membership, log_w)
+    for j in range(3):
+        column = reweighted_expectation(membership[:, j], log_w)
+        assert torch.equal(weighted.value[j], column.value) and torch.equal(weighted.stderr[j], column.stderr)
+    # chains (n_steps, n_walkers, k): walker means, their mean and spread
+    chains = membership.reshape(50, 10, 3)
+    per_walker = chains.mean(0)
+    estimate = mode_weights(chains)
+    torch.testing.assert_close(estimate.value, per_walker.mean(0))
+    torch.testing.assert_close(estimate.stderr, per_walker.std(0) / math.sqrt(10))
+    # soft membership (responsibilities) works the same way
+    soft = torch.softmax(torch.randn(200, 2, dtype=F64), -1)
+    torch.testing.assert_close(mode_weights(soft).value, soft.mean(0))

@@ -173,8 +173,6 @@ def test_each_public_name_is_defined_once() -> None:
         for exported in exported_names(source):
             where.setdefault(exported, []).append(module)
     duplicates = {name: modules for name, modules in where.items() if len(modules) > 1}
-    # two physics examples each define their own mode split; item 2 of issue 19 merges them
-    duplicates.pop("mode_masses", None)
     assert duplicates == {}
 
 

@@ -236,7 +236,7 @@ def test_global_local_finds_all_four_modes_in_dimension_16_and_local_mala_alone_
     flow = real_nvp(dim, n_layers=6, hidden=(64, 64))
     train_max_likelihood(flow, target.sample(4096), 300, batch_size=256, lr=3e-3)
     start = target.means[0] + torch.randn(32, dim)
-    result = global_local_mcmc(target, flow, start, 300, n_local_steps=2, local_step_size=0.3)
+    result = global_local_mcmc(target, flow, start, 300, n_local_steps=2, make_local_kernel=lambda t: MALA(t, 0.3))
     assert sum(result.history.global_acceptance) / 300 > 0.1
     occupancy = mode_occupancy(result.samples[50:], target.means, target.weights)  # 50 iterations of burn-in
     assert bool(occupancy.modes_found.all()), occupancy.fractions.tolist()

@@ -9,13 +9,13 @@ import torch
 from torch.distributions import MultivariateNormal
 
 from lecturekit.diagnostics import mcse
+from lecturekit.estimates import mode_weights
 from lecturekit.distributions import DiagonalGaussian, TridiagonalGaussian
 from lecturekit.flows.core import real_nvp
 from lecturekit.flows.io import load_flow, save_flow
 from lecturekit.targets.phi4_chain import (
     Phi4Chain,
     field_mean,
-    mode_masses,
     site_value,
     transfer_matrix_reference,
 )
@@ -55,9 +55,11 @@ def test_observables_and_bad_input():
     x = torch.tensor([[1.0, 0.9, 0.8], [-1.0, -1.0, 0.5]], **F64)
     torch.testing.assert_close(field_mean(x), torch.tensor([0.9, -0.5], **F64))
     torch.testing.assert_close(site_value(x), torch.tensor([0.9, -1.0], **F64))
-    torch.testing.assert_close(mode_masses(x), torch.tensor([0.5, 0.5], **F64))
-    weighted = mode_masses(x, torch.tensor([0.0, math.log(3.0)], **F64))
-    torch.testing.assert_close(weighted, torch.tensor([0.25, 0.75], **F64))
+    positive = field_mean(x) > 0
+    membership = torch.stack([positive, ~positive], -1).double()
+    torch.testing.assert_close(mode_weights(membership).value, torch.tensor([0.5, 0.5], **F64))
+    weighted = mode_weights(membership, torch.tensor([0.0, math.log(3.0)], **F64))
+    torch.testing.assert_close(weighted.value, torch.tensor([0.25, 0.75], **F64))
     with pytest.raises(ValueError, match="site"):
         site_value(x, site=3)
     with pytest.raises(ValueError, match="n_sites"):
@@ -239,7 +241,7 @@ def test_tilted_start_breaks_the_symmetry_towards_the_chosen_mode():
     target = Phi4Chain(n_sites=10, a=0.1, beta=20.0)
     flow = real_nvp(10, n_layers=2, hidden=(16,), base=target.coupled_base())
     history = train_reverse_kl_with_tilt_start(flow, target, 30, n_tilted_steps=30, start_tilt=-0.5, batch_size=64)
-    assert len(history.loss) == len(history.ess) == 60
+    assert len(history.losses) == len(history.ess) == 60
     assert float(field_mean(flow.sample(500)).mean()) > 0.3  # the negative tilt favoured phi > 0
     with pytest.raises(ValueError, match="n_tilted_steps"):
         train_reverse_kl_with_tilt_start(flow, target, 1, n_tilted_steps=-1)

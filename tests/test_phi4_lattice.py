@@ -20,6 +20,7 @@ from lecturekit.targets.phi4_lattice import (
     two_point_function,
 )
 from lecturekit.diagnostics import integrated_autocorr_time, mcse
+from lecturekit.estimates import Estimate
 from lecturekit.targets.base import Target
 
 F64 = torch.float64
@@ -230,6 +231,7 @@ def test_susceptibility_along_chain_is_susceptibility_with_the_mcse_of_m_squared
     torch.manual_seed(0)
     chain = torch.randn(400, 6, 16, dtype=torch.float64) + 0.3
     estimate = susceptibility_along_chain(chain)
+    assert isinstance(estimate, Estimate) and all(t.shape == () for t in estimate)
     m_squared = magnetization(chain) ** 2 / 16
     assert estimate.value == pytest.approx(float(susceptibility(chain)), rel=1e-12)
     assert estimate.stderr == pytest.approx(float(mcse(m_squared)), rel=1e-12)

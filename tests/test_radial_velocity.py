@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from lecturekit.targets.angles import AngleAsVector
-from lecturekit.diagnostics import integrated_autocorr_time
+from lecturekit.diagnostics import integrated_autocorr_time, interval_membership
+from lecturekit.estimates import mode_weights
 from lecturekit.flows.core import real_nvp
 from lecturekit.targets.radial_velocity import (
     PeriodPhaseGrid,
     RadialVelocityPosterior,
-    mode_masses,
     radial_velocity,
     simulate_observations,
 )
@@ -119,8 +119,8 @@ def test_radial_velocity_curve_and_mode_masses_helpers() -> None:
     t = torch.tensor([0.0, 2.5, 5.0], dtype=F64)
     v = radial_velocity(t, torch.tensor([[1.0, 2.0, 0.0, math.log(10.0)]], dtype=F64))
     assert torch.allclose(v, torch.tensor([[3.0, 1.0, -1.0]], dtype=F64), atol=1e-12)
-    masses = mode_masses(torch.tensor([0.1, 0.7, 0.8, 2.0]), torch.tensor([0.0, 0.5, 1.0, 3.0]))
-    assert torch.allclose(masses, torch.tensor([0.25, 0.5, 0.25]))
+    membership = interval_membership(torch.tensor([0.1, 0.7, 0.8, 2.0]), torch.tensor([0.0, 0.5, 1.0, 3.0]))
+    assert torch.allclose(mode_weights(membership).value, torch.tensor([0.25, 0.5, 0.25], dtype=F64))
 
 
 def test_analytic_score_matches_autograd(posterior: RadialVelocityPosterior) -> None:
@@ -182,7 +182,8 @@ def test_adaptive_flow_mcmc_marginals_match_the_exact_ones_with_the_phase_across
     torch.manual_seed(1)
     flow = real_nvp(5, n_layers=6, hidden=(32, 32))
     start = target.from_angle(later.sample_prior(256).float())
-    result = adaptive_flow_mcmc(target, flow, start, 300, 400, n_local_steps=3, local_step_size=2e-4, lr=3e-3)
+    result = adaptive_flow_mcmc(target, flow, start, 300, 400, n_local_steps=3,
+                                make_local_kernel=lambda t: MALA(t, 2e-4), lr=3e-3)
     x = target.to_angle(result.samples[100:]).double()
     assert bool(torch.isfinite(x).all())
     ln_period, phase = x[..., 3], x[..., 2]
@@ -200,14 +201,14 @@ def test_adaptive_flow_mcmc_marginals_match_the_exact_ones_with_the_phase_across
     assert sum(result.history.global_acceptance[300:]) / 400 > 0.2
 
 
-def test_mode_masses_takes_samples_and_edges_on_any_devices(device: torch.device) -> None:
+def test_interval_membership_takes_samples_and_edges_on_any_devices(device: torch.device) -> None:
     """Chapter 09 on a GPU passed CUDA edges with CPU samples, and bucketize refused the mix."""
     samples = torch.tensor([0.1, 0.7, 0.8, 2.0], device=device)
     edges = torch.tensor([0.0, 0.5, 1.0, 3.0], device=device)
-    expected = torch.tensor([0.25, 0.5, 0.25])
-    assert torch.allclose(mode_masses(samples, edges), expected)
-    assert torch.allclose(mode_masses(samples.cpu(), edges), expected)
-    assert torch.allclose(mode_masses(samples, edges.cpu()), expected)
+    expected = torch.tensor([0.25, 0.5, 0.25], dtype=F64)
+    assert torch.allclose(mode_weights(interval_membership(samples, edges)).value, expected)
+    assert torch.allclose(mode_weights(interval_membership(samples.cpu(), edges)).value, expected)
+    assert torch.allclose(mode_weights(interval_membership(samples, edges.cpu())).value, expected)
 
 
 # ---------------------------------------------------------------------- evidence and model selection
@@ -292,7 +293,7 @@ def test_smc_from_the_prior_estimates_the_grid_evidence(
     prior = PriorWithPhaseAsVector(posterior)
     torch.manual_seed(5)
     result = sequential_monte_carlo(
-        target, prior, 2048, make_kernel=lambda path: MALA(path, min(0.02, 2e-4 / max(path.beta, 1e-6))), n_mcmc_steps=5
+        target, prior, 2048, make_local_kernel=lambda path: MALA(path, min(0.02, 2e-4 / max(path.beta, 1e-6))), n_local_steps=5
     )
     value, stderr = float(result.log_partition.value), float(result.log_partition.stderr)
     assert stderr < 0.3

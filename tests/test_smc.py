@@ -244,7 +244,7 @@ def test_smc_handles_a_target_with_a_support_without_nan() -> None:
         assert not bool(torch.isnan(run.log_weights).any()) and bool(torch.isfinite(run.particles).all())
         live = ~torch.isneginf(run.log_weights)
         assert bool((run.particles[live, 0] > 0).all())
-        value, stderr = run.log_partition
+        value, stderr = run.log_partition.value, run.log_partition.stderr
         assert abs(float(value) - math.log(0.5)) < Z_MAX * float(stderr)
 
 
@@ -277,9 +277,11 @@ def test_craft_trained_flows_raise_the_ess_and_keep_log_z_exact() -> None:
     target, base = ShiftedMixture(mixture, -1.0), GaussianMixture(torch.zeros(1, 2, **F64), 1.0)
     betas = [0.3, 0.6, 1.0]
     flows = [real_nvp(2, n_layers=2, hidden=(16,)).double() for _ in betas]
-    history = train_craft(target, base, 256, betas, flows, n_iterations=40, n_train_steps=5, lr=1e-2,
-                          make_kernel=mala(0.05))
-    assert history.n_training_evaluations > 0 and len(history.log_partition) == 40
+    history = train_craft(target, base, 256, betas, flows, n_steps=40, n_train_steps=5, lr=1e-2,
+                          make_local_kernel=mala(0.05))
+    assert history.extras["n_training_evaluations"] > 0 and len(history.extras["log_partition"]) == 40
+    assert len(history.losses) == 40 and history.ess == [] and all(len(last) == 3 for last in history.extras["flow_losses"])
+    assert history.losses[-1] == pytest.approx(sum(history.extras["flow_losses"][-1]))
     run = flow_transport_smc(target, base, 512, betas, flows, mala(0.05), 1)
     plain = sequential_monte_carlo(target, base, 512, betas, mala(0.05), 1)
     assert min(run.ess) > 0.8 and min(run.ess) > min(plain.ess) + 0.2, (run.ess, plain.ess)
@@ -338,9 +340,9 @@ def test_in_run_flow_training_weighs_the_particles_it_was_fitted_to_and_overesti
 
 def test_step_counts_must_be_ints() -> None:
     target, base = two_mode_target(2), wide_base(2)
-    with pytest.raises(TypeError, match="n_mcmc_steps must be an int >= 0"):
+    with pytest.raises(TypeError, match="n_local_steps must be an int >= 0"):
         sequential_monte_carlo(target, base, 10, None, mala(0.1), 2.0)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="n_mcmc_steps must be an int >= 0"):
+    with pytest.raises(ValueError, match="n_local_steps must be an int >= 0"):
         sequential_monte_carlo(target, base, 10, None, mala(0.1), -1)
     flows = [real_nvp(2, n_layers=2).double()]
     with pytest.raises(TypeError, match="n_train_steps must be an int >= 0"):

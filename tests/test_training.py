@@ -55,6 +55,8 @@ def test_max_likelihood_reaches_the_true_held_out_likelihood():
     train, held_out = target.sample(4096), target.sample(4096)
     flow = real_nvp(2, n_layers=4, hidden=(32, 32))
     history = train_max_likelihood(flow, train, n_steps=400, batch_size=256, lr=5e-3)
+    assert isinstance(history, TrainingHistory) and history.ess == [] and history.extras == {}
+    history = history.losses
     assert len(history) == 400 and all(math.isfinite(v) for v in history)
     with torch.no_grad():
         gap = target.log_prob(held_out) - flow.log_prob(held_out)  # estimates KL(target || flow) >= 0
@@ -69,7 +71,7 @@ def test_training_runs_on_the_flow_device_and_dtype(device):
     seed_everything(1)
     flow = real_nvp(2, n_layers=2, hidden=(8,)).double().to(device)
     data = torch.randn(100, 2) + 3.0  # float32 on the CPU: moved and cast
-    history = train_max_likelihood(flow, data, n_steps=30, batch_size=64, lr=1e-2)
+    history = train_max_likelihood(flow, data, n_steps=30, batch_size=64, lr=1e-2).losses
     assert len(history) == 30 and history[-1] < history[0]
     assert next(flow.parameters()).device.type == device.type
 
@@ -222,12 +224,12 @@ def test_reverse_kl_training_finds_a_correlated_gaussian() -> None:
     target = GaussianMixture(torch.tensor([[1.0, -0.5]]), torch.tensor([[[1.0, 0.6], [0.6, 0.8]]]))
     flow = real_nvp(2, n_layers=4, hidden=(32,))
     history = train_reverse_kl(flow, target, n_steps=400, batch_size=256, lr=5e-3, max_grad_norm=10.0)
-    assert isinstance(history, TrainingHistory) and len(history.loss) == len(history.ess) == 400
+    assert isinstance(history, TrainingHistory) and len(history.losses) == len(history.ess) == 400
     assert all(0 < e <= 1 for e in history.ess)
     # the loss estimates KL(flow || target) >= 0 (the target is normalised): near zero at the end
-    final = sum(history.loss[-50:]) / 50
+    final = sum(history.losses[-50:]) / 50
     print(f"final reverse KL {final:.4f}, ESS fraction {sum(history.ess[-50:]) / 50:.3f}")
-    assert -0.01 < final < 0.05 and history.loss[0] > 0.5
+    assert -0.01 < final < 0.05 and history.losses[0] > 0.5
     assert sum(history.ess[-50:]) / 50 > 0.9
 
 
@@ -238,7 +240,7 @@ def test_history_ess_is_kish_over_the_batch() -> None:
     seed_everything(7)
     terms = reverse_kl_terms(real_nvp(2, n_layers=2, hidden=(8,)), target, 100)
     assert history.ess[0] == pytest.approx(float(ess_from_log_weights(-terms.detach())) / 100, rel=1e-5)
-    assert history.loss[0] == pytest.approx(float(terms.detach().mean()), rel=1e-5)
+    assert history.losses[0] == pytest.approx(float(terms.detach().mean()), rel=1e-5)
 
 
 def test_boltzmann_generator_data_pulls_the_flow_to_a_missed_mode() -> None:
@@ -308,7 +310,7 @@ def test_train_flow_runs_a_custom_loss_with_cosine_schedule_and_clipping() -> No
         return StepResult(forward_kl_loss(flow, data))
 
     history = train_flow(flow, step_loss, n_steps=30, lr=1e-2, max_grad_norm=1.0, lr_schedule="cosine")
-    assert len(history.loss) == 30 and history.ess == [] and history.loss[-1] < history.loss[0]
+    assert len(history.losses) == 30 and history.ess == [] and history.losses[-1] < history.losses[0]
     with pytest.raises(TypeError, match="StepResult"):
         train_flow(flow, lambda step: forward_kl_loss(flow, data), n_steps=2)
 
@@ -357,3 +359,42 @@ def test_boltzmann_generator_bad_input_is_rejected(kwargs, error, match):
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         train_boltzmann_generator(**arguments)
+
+
+def test_every_trainer_returns_one_training_history() -> None:
+    """One history type for every trainer: ``losses`` one per step, ``ess`` and ``extras`` as documented."""
+    from lecturekit.samplers.annealing import annealed_data_sets, annealed_reverse_kl
+    from lecturekit.samplers.conditional import BlockConditionalFlow, train_block_flow
+    from lecturekit.samplers.mcmc import RandomWalkMetropolis
+    from lecturekit.samplers.smc import train_craft
+    from lecturekit.targets.phi4_chain import Phi4Chain
+    from lecturekit.targets.phi4_lattice import Phi4Lattice
+    from lecturekit.training.tilt_start import train_reverse_kl_with_tilt_start
+    from lecturekit.training.vae import VAE, train_vae
+
+    seed_everything(0)
+    target, data = two_gaussians(), torch.randn(64, 2)
+    flow = real_nvp(2, n_layers=1, hidden=(4,))
+    runs = {
+        "train_max_likelihood": (train_max_likelihood(flow, data, 3, batch_size=16), 3, False),
+        "train_reverse_kl": (train_reverse_kl(flow, target, 3, batch_size=16), 3, True),
+        "train_boltzmann_generator": (train_boltzmann_generator(flow, target, data, 3, batch_size=16), 3, True),
+        "train_vae": (train_vae(VAE(2, 1), data, 3, batch_size=16), 3, False),
+        "train_block_flow": (train_block_flow(BlockConditionalFlow(2), Phi4Lattice(4, 1.0, 1.0), 2, n_chains=2), 2, False),
+        "train_reverse_kl_with_tilt_start": (
+            train_reverse_kl_with_tilt_start(real_nvp(4, n_layers=1, hidden=(4,)), Phi4Chain(4), 2, n_tilted_steps=1,
+                                             batch_size=8), 3, True),
+        "annealed_reverse_kl": (annealed_reverse_kl(flow, target, [0.5, 1.0], [2, 1], batch_size=16), 3, True),
+        "annealed_data_sets": (
+            annealed_data_sets(flow, target, [0.5, 1.0], torch.randn(8, 2), n_steps=2, n_train_steps=2,
+                               make_local_kernel=lambda t: RandomWalkMetropolis(t, 0.1), batch_size=8), 4, False),
+        "train_craft": (train_craft(target, GaussianMixture(torch.zeros(1, 2), 4.0), 32, [0.5, 1.0], [flow, flow],
+                                    n_steps=2), 2, False),
+    }
+    for name, (history, n_steps, has_ess) in runs.items():
+        assert type(history) is TrainingHistory, name
+        assert len(history.losses) == n_steps and all(isinstance(v, float) for v in history.losses), name
+        assert len(history.ess) == (n_steps if has_ess else 0), name
+        assert isinstance(history.extras, dict), name
+    assert set(runs["annealed_data_sets"][0].extras) == {"betas", "n_steps", "samples", "global_acceptance", "flow_states"}
+    assert set(runs["train_craft"][0].extras) == {"flow_losses", "log_partition", "n_training_evaluations"}

@@ -178,7 +178,7 @@ def test_training_improves_elbo() -> None:
     vae = VAE(2, 1, hidden=(16,))
     with torch.no_grad():
         before = float(vae.elbo(data, n_samples=8).mean())
-    history = train_vae(vae, data, n_steps=150, batch_size=128, lr=1e-2, kl_warmup=50)
+    history = train_vae(vae, data, n_steps=150, batch_size=128, lr=1e-2, kl_warmup=50).losses
     assert len(history) == 150 and all(math.isfinite(h) for h in history)
     with torch.no_grad():
         after = float(vae.elbo(data, n_samples=8).mean())

@@ -41,6 +41,7 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -142,7 +143,7 @@ class AdaptiveHistory(NamedTuple):
     global_acceptance: list[float]  #: fraction of walkers whose flow proposal was accepted
     #: fraction of accepted local proposals (over walkers and local steps); NaN without local steps
     local_acceptance: list[float]
-    loss: list[float]  #: the maximum-likelihood loss of each *training* iteration
+    losses: list[float]  #: the maximum-likelihood loss of each *training* iteration
     n_training: int  #: the first ``n_training`` entries of the acceptances are the training phase
 
 
@@ -170,9 +171,8 @@ def adaptive_flow_mcmc(
     initial_position: Tensor,
     n_training: int,
     n_production: int,
-    local_kernel: Kernel | None = None,
+    make_local_kernel: Callable[[Target], Kernel] | None = None,
     n_local_steps: int = 5,
-    local_step_size: float = 1e-2,
     lr: float = 1e-3,
     max_grad_norm: float | None = None,
     thin: int = 1,
@@ -181,9 +181,9 @@ def adaptive_flow_mcmc(
     r"""Adaptive flow-MCMC (Gabrié, Rotskoff & Vanden-Eijnden, PNAS 2022), vectorised over walkers.
 
     Runs ``n_training`` iterations of the :class:`GlobalLocalKernel` (one flow-IMH step, then
-    ``n_local_steps`` steps of ``local_kernel``, by default :class:`~lecturekit.samplers.mcmc.MALA`
-    with step size ``local_step_size``), each followed by one Adam step (learning rate ``lr``,
-    gradient norm clipped to ``max_grad_norm``) on the maximum-likelihood loss
+    ``n_local_steps`` steps of the kernel ``make_local_kernel(target)``, by default
+    :class:`~lecturekit.samplers.mcmc.MALA` with step size 0.01), each followed by one Adam
+    step (learning rate ``lr``, gradient norm clipped to ``max_grad_norm``) on the maximum-likelihood loss
     :math:`-\frac1N\sum_i\log\rho_\theta(x^i)` of the walkers' current positions; then
     ``n_production`` iterations with the flow frozen.
 
@@ -209,10 +209,11 @@ def adaptive_flow_mcmc(
         >>> start = torch.tensor([2.0, 0.0]).repeat(64, 1)  # every walker in the right-hand mode
         >>> flow = real_nvp(2, n_layers=2, hidden=(16, 16))
         >>> result = adaptive_flow_mcmc(target, flow, start, n_training=20, n_production=20,
-        ...                             n_local_steps=2, local_step_size=0.1, lr=1e-2)
-        >>> result.samples.shape, result.training_samples.shape, len(result.history.loss)
+        ...                             make_local_kernel=lambda t: MALA(t, step_size=0.1),
+        ...                             n_local_steps=2, lr=1e-2)
+        >>> result.samples.shape, result.training_samples.shape, len(result.history.losses)
         (torch.Size([20, 64, 2]), torch.Size([20, 64, 2]), 20)
-        >>> result.history.loss[-1] < result.history.loss[0]  # the flow learns from the walkers
+        >>> result.history.losses[-1] < result.history.losses[0]  # the flow learns from the walkers
         True
         >>> abs((result.samples[..., 0] < 0).float().mean().item() - 0.5) < 0.15  # both modes, equal weights
         True
@@ -234,16 +235,18 @@ def adaptive_flow_mcmc(
         )
     if not isinstance(flow, Flow):
         raise TypeError(f"flow must be a lecturekit Flow, got {type(flow).__name__}")
-    if local_kernel is None:
-        local_kernel = MALA(target, step_size=local_step_size)
+    if make_local_kernel is None:
+        local_kernel: Kernel = MALA(target, step_size=1e-2)
+    else:
+        local_kernel = _local_kernel(make_local_kernel, target)
     kernel = GlobalLocalKernel(target, flow, local_kernel, n_local_steps)
     state = kernel.init(initial_position)
     n_walkers, dim = state.position.shape
     global_accepted: list[Tensor] = []
     local_accepted: list[Tensor] = []
 
-    def empty_samples(n_iterations: int) -> Tensor:
-        return state.position.new_empty((n_iterations // thin, n_walkers, dim))
+    def empty_samples(n_steps: int) -> Tensor:
+        return state.position.new_empty((n_steps // thin, n_walkers, dim))
 
     def iterate(t: int, samples: Tensor) -> None:
         nonlocal state
@@ -254,17 +257,17 @@ def adaptive_flow_mcmc(
             samples[(t + 1) // thin - 1] = state.position
 
     training_samples = empty_samples(n_training)
-    loss: list[float] = []
+    losses: list[float] = []
     if n_training > 0:
 
         def step_loss(t: int) -> StepResult:
             iterate(t, training_samples)
             return StepResult(forward_kl_loss(flow, state.position))
 
-        loss = train_flow(
+        losses = train_flow(
             flow, step_loss, n_training, lr=lr, max_grad_norm=max_grad_norm, progress=progress,
             desc="adaptive flow-MCMC: training",
-        ).loss
+        ).losses
 
     samples = empty_samples(n_production)
     for t in progress_bar(n_production, progress, desc="adaptive flow-MCMC: production"):
@@ -273,7 +276,7 @@ def adaptive_flow_mcmc(
     history = AdaptiveHistory(
         torch.stack(global_accepted).cpu().tolist(),
         torch.stack(local_accepted).cpu().tolist(),
-        loss,
+        losses,
         n_training,
     )
     return AdaptiveResult(samples, training_samples, history, state)
@@ -283,22 +286,21 @@ def global_local_mcmc(
     target: Target,
     flow: Flow,
     initial_position: Tensor,
-    n_iterations: int,
-    local_kernel: Kernel | None = None,
+    n_steps: int,
+    make_local_kernel: Callable[[Target], Kernel] | None = None,
     n_local_steps: int = 5,
-    local_step_size: float = 1e-2,
     thin: int = 1,
     progress: bool = False,
 ) -> AdaptiveResult:
     r"""The global-local ("explore-exploit") sampler with a frozen flow: exact MCMC.
 
-    Each of ``n_iterations`` iterations applies :class:`GlobalLocalKernel`, one flow-IMH step
+    Each of ``n_steps`` iterations applies :class:`GlobalLocalKernel`, one flow-IMH step
     (accepted with :math:`\min[1, w(x')/w(x)]`, :math:`w = \rho_*/\rho_\theta`) then
-    ``n_local_steps`` steps of ``local_kernel`` (default :class:`~lecturekit.samplers.mcmc.MALA`
-    with step size ``local_step_size``). It is exact for any flow that is positive wherever
+    ``n_local_steps`` steps of ``make_local_kernel(target)`` (default
+    :class:`~lecturekit.samplers.mcmc.MALA` with step size 0.01). It is exact for any flow that is positive wherever
     the target is; a good flow only makes it mix faster. The same code as
     :func:`adaptive_flow_mcmc` with no training iterations; its ``samples`` hold the
-    ``n_iterations // thin`` kept positions.
+    ``n_steps // thin`` kept positions.
 
     Example:
         >>> from lecturekit.flows.core import real_nvp
@@ -306,8 +308,8 @@ def global_local_mcmc(
         >>> _ = torch.manual_seed(0)
         >>> target = GaussianMixture(torch.tensor([[2.0, 0.0], [-2.0, 0.0]]), 0.25)  # two modes
         >>> start = torch.tensor([2.0, 0.0]).repeat(64, 1)  # every walker in the right-hand mode
-        >>> result = global_local_mcmc(target, real_nvp(2, n_layers=2), start, 40, n_local_steps=2,
-        ...                            local_step_size=0.1)
+        >>> result = global_local_mcmc(target, real_nvp(2, n_layers=2), start, 40,
+        ...                            make_local_kernel=lambda t: MALA(t, step_size=0.1), n_local_steps=2)
         >>> result.samples.shape
         torch.Size([40, 64, 2])
         >>> abs((result.samples[10:, :, 0] < 0).float().mean().item() - 0.5) < 0.15  # half crossed
@@ -319,8 +321,22 @@ def global_local_mcmc(
         | On Sampling with Approximate Transport Maps (Grenioux et al., 2023)
         | https://arxiv.org/abs/2302.04763
     """
-    check_int(n_iterations, "n_iterations", minimum=1)
+    check_int(n_steps, "n_steps", minimum=1)
     return adaptive_flow_mcmc(
-        target, flow, initial_position, 0, n_iterations, local_kernel=local_kernel,
-        n_local_steps=n_local_steps, local_step_size=local_step_size, thin=thin, progress=progress,
+        target, flow, initial_position, 0, n_steps, make_local_kernel=make_local_kernel,
+        n_local_steps=n_local_steps, thin=thin, progress=progress,
     )
+
+
+def _local_kernel(make_local_kernel: object, target: Target) -> Kernel:
+    """``make_local_kernel(target)``, checked to be an MCMC kernel."""
+    if not callable(make_local_kernel):
+        raise TypeError(
+            f"make_local_kernel must be a callable target -> Kernel, got {type(make_local_kernel).__name__}"
+        )
+    kernel = make_local_kernel(target)
+    if not (callable(getattr(kernel, "init", None)) and callable(getattr(kernel, "step", None))):
+        raise TypeError(
+            f"make_local_kernel must return an MCMC kernel with init and step methods, got {type(kernel).__name__}"
+        )
+    return kernel

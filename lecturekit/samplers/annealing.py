@@ -29,7 +29,6 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -42,17 +41,10 @@ from lecturekit.targets.base import Target
 from lecturekit.targets.tempering import TemperedPath, check_schedule
 from lecturekit.training.loop import TrainingHistory, train_max_likelihood, train_reverse_kl
 
-__all__ = ["AnnealedDataSetsHistory", "AnnealedVIHistory", "annealed_data_sets", "annealed_reverse_kl"]
+__all__ = ["annealed_data_sets", "annealed_reverse_kl"]
 
 
 # --------------------------------------------------------------------------- annealed VI
-
-
-class AnnealedVIHistory(NamedTuple):
-    """One :class:`~lecturekit.training.loop.TrainingHistory` per inverse temperature."""
-
-    betas: list[float]
-    histories: list[TrainingHistory]
 
 
 def annealed_reverse_kl(
@@ -64,7 +56,7 @@ def annealed_reverse_kl(
     lr: float = 1e-3,
     max_grad_norm: float | None = None,
     progress: bool = False,
-) -> AnnealedVIHistory:
+) -> TrainingHistory:
     r"""Annealed variational inference (Wu, Wang & Zhang, PRL 2019): reverse KL along a schedule.
 
     For each :math:`\beta_k` in ``betas`` (increasing, ending at 1) train ``flow`` in place
@@ -77,8 +69,9 @@ def annealed_reverse_kl(
         \theta_k = \arg\min_\theta\ \mathbb{E}_{x\sim\rho_\theta}\big[\log\rho_\theta(x)
                    + \beta_k U(x)\big]\quad\text{(from }\theta_{k-1}\text{)}.
 
-    Returns an :class:`AnnealedVIHistory` with the loss and ESS of every step at every temperature.
-    The loss at :math:`\beta_k` is :math:`\mathrm{KL}(\rho_\theta\,\|\,\rho_*^{\beta_k}) - \log Z_{\beta_k}`,
+    Returns a :class:`~lecturekit.training.loop.TrainingHistory` with the loss and ESS of every
+    step, the temperatures in turn; its ``extras`` hold ``"betas"`` and ``"n_steps"`` (the steps
+    taken at each temperature). The loss at :math:`\beta_k` is :math:`\mathrm{KL}(\rho_\theta\,\|\,\rho_*^{\beta_k}) - \log Z_{\beta_k}`,
     :math:`Z_\beta = \int e^{-\beta U}`, so it falls towards :math:`-\log Z_{\beta_k}` as the flow learns.
 
     Example:
@@ -89,12 +82,12 @@ def annealed_reverse_kl(
         >>> target = GaussianMixture(torch.ones(1, 2))  # N((1, 1), I): U = -log rho, Z_1 = 1
         >>> flow = real_nvp(2, n_layers=2, hidden=(16, 16))
         >>> run = annealed_reverse_kl(flow, target, [0.5, 1.0], 30, batch_size=128, lr=2e-2)
-        >>> run.betas, [len(h.loss) for h in run.histories]
-        ([0.5, 1.0], [30, 30])
+        >>> run.extras, len(run.losses)
+        ({'betas': [0.5, 1.0], 'n_steps': [30, 30]}, 60)
         >>> log_z_half = 0.5 * math.log(2 * math.pi) + math.log(2)  # Z_beta = (2 pi)^(1 - beta) / beta
-        >>> abs(sum(run.histories[0].loss[-5:]) / 5 + log_z_half) < 0.1
+        >>> abs(sum(run.losses[25:30]) / 5 + log_z_half) < 0.1  # the last steps at beta = 0.5
         True
-        >>> abs(sum(run.histories[1].loss[-5:]) / 5) < 0.1  # log Z_1 = 0
+        >>> abs(sum(run.losses[-5:]) / 5) < 0.1  # log Z_1 = 0
         True
 
     References:
@@ -103,12 +96,14 @@ def annealed_reverse_kl(
     """
     betas = check_schedule(betas)
     steps = _per_temperature(n_steps, len(betas), "n_steps")
-    histories = [
-        train_reverse_kl(flow, target, n, batch_size=batch_size, lr=lr, beta=beta,
-                         max_grad_norm=max_grad_norm, progress=progress)
-        for beta, n in zip(betas, steps)
-    ]
-    return AnnealedVIHistory(betas, histories)
+    losses: list[float] = []
+    ess: list[float] = []
+    for beta, n in zip(betas, steps):
+        stage = train_reverse_kl(flow, target, n, batch_size=batch_size, lr=lr, beta=beta,
+                                 max_grad_norm=max_grad_norm, progress=progress)
+        losses += stage.losses
+        ess += stage.ess
+    return TrainingHistory(losses, ess, {"betas": betas, "n_steps": steps})
 
 
 def _per_temperature(value: int | Sequence[int], n: int, name: str) -> list[int]:
@@ -121,37 +116,25 @@ def _per_temperature(value: int | Sequence[int], n: int, name: str) -> list[int]
 # --------------------------------------------------------------------------- annealed data sets
 
 
-class AnnealedDataSetsHistory(NamedTuple):
-    """What :func:`annealed_data_sets` did at each inverse temperature."""
-
-    betas: list[float]
-    #: ``(n_iterations, n_walkers, dim)`` per temperature: the global-local chains, the training data
-    samples: list[Tensor]
-    global_acceptance: list[float]  #: fraction of accepted flow proposals per temperature
-    losses: list[list[float]]  #: maximum-likelihood loss of every training step per temperature
-    #: the flow's ``state_dict`` (detached copies) after training at each temperature, to plot or reload
-    flow_states: list[dict[str, Tensor]]
-
-
 def annealed_data_sets(
     flow: Flow,
     target: Target,
     betas: Sequence[float],
     initial_position: Tensor,
-    n_iterations: int,
+    n_steps: int,
     n_train_steps: int,
-    make_local_kernel: Callable[[Target], Kernel] | None = None,
-    n_local_steps: int = 5,
     batch_size: int = 256,
     lr: float = 1e-3,
+    make_local_kernel: Callable[[Target], Kernel] | None = None,
+    n_local_steps: int = 5,
     burn_in: int = 0,
     progress: bool = False,
-) -> AnnealedDataSetsHistory:
+) -> TrainingHistory:
     r"""Annealed data sets (after McNaughton et al., PRE 2020): flow-MCMC chains as training data.
 
     For each :math:`\beta_k` in ``betas`` (increasing, ending at 1):
 
-    1. sample :math:`\rho_*^{\beta_k}\propto e^{-\beta_k U}` with ``n_iterations`` steps of the
+    1. sample :math:`\rho_*^{\beta_k}\propto e^{-\beta_k U}` with ``n_steps`` steps of the
        :class:`~lecturekit.samplers.adaptive.GlobalLocalKernel`: the flow as it was trained at
        :math:`\beta_{k-1}` (untrained, i.e. its base, at :math:`k = 0`) proposes independent
        moves, followed by ``n_local_steps`` steps of ``make_local_kernel(tempered_target)``
@@ -174,17 +157,27 @@ def annealed_data_sets(
     a maximum-likelihood fit, i.e. the forward :math:`\mathrm{KL}(\rho_*^{\beta_k}\,\|\,\rho_\theta)`
     up to a constant.
 
+    Returns a :class:`~lecturekit.training.loop.TrainingHistory` with the maximum-likelihood loss
+    of every training step, the temperatures in turn (its ``ess`` is empty), and in ``extras``:
+
+    - ``"betas"``: the temperatures; ``"n_steps"``: the training steps at each (``n_train_steps``);
+    - ``"samples"``: per temperature, the global-local chains ``(n_steps, n_walkers, dim)``,
+      the training data;
+    - ``"global_acceptance"``: per temperature, the fraction of accepted flow proposals;
+    - ``"flow_states"``: per temperature, the flow's ``state_dict`` (detached copies) after
+      training there, to plot or reload.
+
     Example:
         >>> from lecturekit.flows.core import real_nvp
         >>> from lecturekit.targets.toy import GaussianMixture
         >>> _ = torch.manual_seed(0)
         >>> target = GaussianMixture(torch.ones(1, 2), 0.25)  # N((1, 1), I / 4); rho^beta has variance 1 / (4 beta)
         >>> flow = real_nvp(2, n_layers=2, hidden=(16, 16))
-        >>> history = annealed_data_sets(flow, target, [0.25, 1.0], torch.zeros(32, 2), n_iterations=20,
+        >>> history = annealed_data_sets(flow, target, [0.25, 1.0], torch.zeros(32, 2), n_steps=20,
         ...                              n_train_steps=10, n_local_steps=2, batch_size=128, lr=1e-2, burn_in=5)
-        >>> [chains.shape for chains in history.samples]
+        >>> [chains.shape for chains in history.extras["samples"]]
         [torch.Size([20, 32, 2]), torch.Size([20, 32, 2])]
-        >>> last = history.samples[-1][5:]  # the chains at beta = 1
+        >>> last = history.extras["samples"][-1][5:]  # the chains at beta = 1
         >>> abs(last.mean().item() - 1.0) < 0.1, abs(last.var().item() - 0.25) < 0.05
         (True, True)
 
@@ -195,23 +188,25 @@ def annealed_data_sets(
     if not isinstance(flow, Flow):
         raise TypeError(f"flow must be a lecturekit Flow, got {type(flow).__name__}")
     betas = check_schedule(betas)
-    check_positive_int(n_iterations, "n_iterations")
+    check_positive_int(n_steps, "n_steps")
     check_positive_int(n_train_steps, "n_train_steps")
-    if isinstance(burn_in, bool) or not isinstance(burn_in, int) or not 0 <= burn_in < n_iterations:
-        raise ValueError(f"burn_in must be an int in [0, n_iterations={n_iterations}), got {burn_in!r}")
+    if isinstance(burn_in, bool) or not isinstance(burn_in, int) or not 0 <= burn_in < n_steps:
+        raise ValueError(f"burn_in must be an int in [0, n_steps={n_steps}), got {burn_in!r}")
     if make_local_kernel is None:
         def make_local_kernel(tempered: Target) -> Kernel:
             return MALA(tempered, step_size=0.05)
     position = initial_position
-    samples, acceptance, losses, states = [], [], [], []
+    samples, acceptance, losses, states = [], [], [], []  # type: ignore[var-annotated]
     for beta in betas:
         tempered = TemperedPath(target, None, beta)
         kernel = GlobalLocalKernel(tempered, flow, make_local_kernel(tempered), n_local_steps)
-        chains = run_chains(kernel, position, n_iterations, progress=progress)
+        chains = run_chains(kernel, position, n_steps, progress=progress)
         position = chains.final_state.position
         samples.append(chains.samples)
         acceptance.append(chains.acceptance_rate())
         data = chains.samples[burn_in:].reshape(-1, chains.samples.shape[-1])
-        losses.append(train_max_likelihood(flow, data, n_train_steps, batch_size=batch_size, lr=lr, progress=progress))
+        losses += train_max_likelihood(flow, data, n_train_steps, batch_size=batch_size, lr=lr, progress=progress).losses
         states.append({key: value.detach().clone() for key, value in flow.state_dict().items()})
-    return AnnealedDataSetsHistory(betas, samples, acceptance, losses, states)
+    extras = {"betas": betas, "n_steps": [n_train_steps] * len(betas), "samples": samples,
+              "global_acceptance": acceptance, "flow_states": states}
+    return TrainingHistory(losses, [], extras)

@@ -57,6 +57,7 @@ import torch
 from torch import Tensor, nn
 
 from lecturekit.targets.phi4_lattice import Phi4Lattice
+from lecturekit.training.loop import TrainingHistory
 
 __all__ = [
     "BlockConditionalFlow",
@@ -346,7 +347,7 @@ def train_block_flow(
     n_chains: int = 32,
     lr: float = 3e-3,
     sweeps_per_step: int = 1,
-) -> list[float]:
+) -> TrainingHistory:
     r"""Train ``flow`` by reverse KL on the block conditionals met along the sampler's own chains.
 
     Each step minimises :math:`\mathbb E_{\partial y}\,\mathbb E_{y\sim q_\theta(\cdot|\partial y)}
@@ -356,7 +357,8 @@ def train_block_flow(
     ``sweeps_per_step`` sweeps of :class:`BlockFlowSampler` with the current flow (started from
     zero fields), so the boundaries come from the chains themselves. Adam, cosine learning-rate
     decay. The trained flow, frozen, is then an exact proposal for any lattice size whose
-    ``L // block`` is even. Returns the losses. Since :math:`\pi(y\,|\,\partial y) =
+    ``L // block`` is even. Returns a :class:`~lecturekit.training.loop.TrainingHistory` with the
+    loss of every step (``ess`` and ``extras`` are empty). Since :math:`\pi(y\,|\,\partial y) =
     e^{-S_{\rm loc}(y, \partial y)}/Z(\partial y)`, each step's loss estimates
 
     .. math::
@@ -370,8 +372,8 @@ def train_block_flow(
         >>> target = Phi4Lattice.from_del_debbio(4, beta=0.3, lam=0.0)
         >>> flow = BlockConditionalFlow(block=2, n_layers=2, hidden=8)
         >>> untrained = BlockFlowSampler(target, flow).run(torch.zeros(32, 16), 10).acceptance_rate()
-        >>> losses = train_block_flow(flow, target, n_steps=30, n_chains=16, lr=1e-2)
-        >>> len(losses), losses[-1] < losses[0]
+        >>> history = train_block_flow(flow, target, n_steps=30, n_chains=16, lr=1e-2)
+        >>> len(history.losses), history.losses[-1] < history.losses[0]
         (30, True)
         >>> trained = BlockFlowSampler(target, flow).run(torch.zeros(32, 16), 10).acceptance_rate()
         >>> untrained < 0.5, trained > 0.7  # the acceptance tends to 1 as q_theta reaches the conditional
@@ -404,4 +406,4 @@ def train_block_flow(
         optimiser.step()
         schedule.step()
         losses.append(float(loss.detach()))
-    return losses
+    return TrainingHistory(losses, [], {})

@@ -20,8 +20,8 @@ normalising constant :math:`Z`. At each step :math:`k`:
    :math:`\log W_i \mathrel{+}= \log w_k(x_i)`;
 3. **resample** (systematic, :mod:`~lecturekit.samplers.resampling`) when Kish's ESS
    falls below ``resample_threshold`` :math:`\times N`, then reset the weights to equal;
-4. **move** every particle with ``n_mcmc_steps`` steps of an MCMC kernel that leaves
-   :math:`\gamma_{\beta_k}` invariant (``make_kernel(path_at_beta_k)``: any
+4. **move** every particle with ``n_local_steps`` steps of an MCMC kernel that leaves
+   :math:`\gamma_{\beta_k}` invariant (``make_local_kernel(path_at_beta_k)``: any
    :class:`~lecturekit.samplers.mcmc.Kernel`).
 
 The product of the weights' averages between resamplings is an *unbiased* estimate of
@@ -119,10 +119,9 @@ from lecturekit.samplers.resampling import multinomial_resample, systematic_resa
 from lecturekit.targets.base import Proposal, Target, check_target_and_proposal
 from lecturekit.targets.counting import CountingTarget
 from lecturekit.targets.tempering import TemperedPath, check_schedule
-from lecturekit.training.loop import StepResult, train_flow
+from lecturekit.training.loop import StepResult, TrainingHistory, train_flow
 
 __all__ = [
-    "CRAFTHistory",
     "SMCResult",
     "annealed_importance_sampling",
     "conditional_ess",
@@ -291,8 +290,8 @@ def _run(
     base: Proposal,
     n_particles: int,
     betas: Sequence[float] | None,
-    make_kernel: Callable[[Target], Kernel] | None,
-    n_mcmc_steps: int,
+    make_local_kernel: Callable[[Target], Kernel] | None,
+    n_local_steps: int,
     resample_threshold: float,
     target_cess: float,
     resampling: str,
@@ -305,7 +304,7 @@ def _run(
     check_positive_int(n_particles, "n_particles")
     if n_particles < 2:
         raise ValueError(f"n_particles must be at least 2, got {n_particles}")
-    check_int(n_mcmc_steps, "n_mcmc_steps", minimum=0)
+    check_int(n_local_steps, "n_local_steps", minimum=0)
     resample_threshold = check_fraction(resample_threshold, "resample_threshold")
     if resampling not in RESAMPLING:
         raise ValueError(f"resampling must be one of {tuple(RESAMPLING)}, got {resampling!r}")
@@ -319,7 +318,7 @@ def _run(
         for i, flow in enumerate(flows):
             if not isinstance(flow, Flow) or flow.dim != target.dim:
                 raise TypeError(f"flows[{i}] must be a lecturekit Flow of dim {target.dim}")
-    make_kernel = _default_kernel if make_kernel is None else make_kernel
+    make_local_kernel = _default_kernel if make_local_kernel is None else make_local_kernel
     resample = RESAMPLING[resampling]
 
     counter = CountingTarget(target)
@@ -370,7 +369,7 @@ def _run(
             n_resamplings += 1
         beta = beta_next
         used.append(beta)
-        x, log_gamma, rate = _move(make_kernel, path.at(beta), x, log_gamma_next, log_w, n_mcmc_steps)
+        x, log_gamma, rate = _move(make_local_kernel, path.at(beta), x, log_gamma_next, log_w, n_local_steps)
         acceptance.append(rate)
         step += 1
     estimate = log_partition_from_genealogy(log_normalizer, log_w, eves, n_resamplings)
@@ -381,7 +380,7 @@ def _run(
 
 
 def _move(
-    make_kernel: Callable[[Target], Kernel], tempered: TemperedPath, x: Tensor, log_gamma: Tensor, log_w: Tensor,
+    make_local_kernel: Callable[[Target], Kernel], tempered: TemperedPath, x: Tensor, log_gamma: Tensor, log_w: Tensor,
     n_steps: int,
 ) -> tuple[Tensor, Tensor, float]:
     """``n_steps`` kernel steps on the particles of positive weight; dead ones stay where they are."""
@@ -390,10 +389,10 @@ def _move(
     alive = ~torch.isneginf(log_w)
     all_alive = bool(alive.all())
     moving = x if all_alive else x[alive]
-    kernel = make_kernel(tempered)
+    kernel = make_local_kernel(tempered)
     if not (callable(getattr(kernel, "init", None)) and callable(getattr(kernel, "step", None))):
         raise TypeError(
-            f"make_kernel must return an MCMC kernel with init and step methods, got {type(kernel).__name__}"
+            f"make_local_kernel must return an MCMC kernel with init and step methods, got {type(kernel).__name__}"
         )
     with torch.no_grad():
         state = kernel.init(moving)
@@ -424,7 +423,7 @@ def _train_transport(
         terms = torch.where(alive, log_gamma - log_gamma_next - log_det, 0.0)
         return StepResult((weights * terms).sum())
 
-    return train_flow(flow, step_loss, n_steps, lr=lr, desc="flow transport").loss
+    return train_flow(flow, step_loss, n_steps, lr=lr, desc="flow transport").losses
 
 
 # --------------------------------------------------------------------------- public samplers
@@ -435,14 +434,14 @@ def annealed_importance_sampling(
     base: Proposal,
     n_particles: int,
     betas: Sequence[float],
-    make_kernel: Callable[[Target], Kernel] | None = None,
-    n_mcmc_steps: int = 1,
+    make_local_kernel: Callable[[Target], Kernel] | None = None,
+    n_local_steps: int = 1,
 ) -> SMCResult:
     r"""Annealed importance sampling (Neal, Stat. Comput. 2001) along a fixed schedule, never resampling.
 
     ``base`` is normalised and samplable (a flow base, a :class:`~lecturekit.targets.toy.GaussianMixture`);
     ``betas`` is increasing and ends at 1 (:math:`\beta_0 = 0` is implicit); at each
-    :math:`\beta_k` every particle takes ``n_mcmc_steps`` steps of ``make_kernel(path_at_beta_k)``
+    :math:`\beta_k` every particle takes ``n_local_steps`` steps of ``make_local_kernel(path_at_beta_k)``
     (default: :class:`~lecturekit.samplers.mcmc.MALA` with step size 0.05). Each particle's final weight
     :math:`\exp(\text{log\_weights}_i)` is an independent, unbiased estimate of :math:`Z`:
 
@@ -473,7 +472,7 @@ def annealed_importance_sampling(
             "betas is required: AIS runs along a fixed schedule (e.g. tempering.geometric_schedule); "
             "for adaptive temperatures use sequential_monte_carlo"
         )
-    return _run(target, base, n_particles, betas, make_kernel, n_mcmc_steps, 0.0, 0.5, "systematic",
+    return _run(target, base, n_particles, betas, make_local_kernel, n_local_steps, 0.0, 0.5, "systematic",
                 None, 0, 1e-3)
 
 
@@ -482,8 +481,8 @@ def sequential_monte_carlo(
     base: Proposal,
     n_particles: int,
     betas: Sequence[float] | None = None,
-    make_kernel: Callable[[Target], Kernel] | None = None,
-    n_mcmc_steps: int = 1,
+    make_local_kernel: Callable[[Target], Kernel] | None = None,
+    n_local_steps: int = 1,
     resample_threshold: float = 0.5,
     target_cess: float = 0.9,
     resampling: str = "systematic",
@@ -492,7 +491,7 @@ def sequential_monte_carlo(
 
     Resamples (``resampling``: ``"systematic"`` or ``"multinomial"``) when Kish's ESS drops below
     ``resample_threshold`` times ``n_particles`` (0 never resamples: AIS), and moves the particles
-    with ``n_mcmc_steps`` steps of ``make_kernel(path_at_beta)`` at each temperature. With
+    with ``n_local_steps`` steps of ``make_local_kernel(path_at_beta)`` at each temperature. With
     ``betas=None`` each next temperature is chosen by bisection so that the conditional ESS is
     ``target_cess`` times ``n_particles`` (:func:`next_inverse_temperature`), up to the
     bisection's precision:
@@ -523,7 +522,7 @@ def sequential_monte_carlo(
         | On the convergence of adaptive sequential Monte Carlo methods (Beskos et al., 2016)
         | https://doi.org/10.1214/15-AAP1113
     """
-    return _run(target, base, n_particles, betas, make_kernel, n_mcmc_steps, resample_threshold, target_cess,
+    return _run(target, base, n_particles, betas, make_local_kernel, n_local_steps, resample_threshold, target_cess,
                 resampling, None, 0, 1e-3)
 
 
@@ -533,8 +532,8 @@ def flow_transport_smc(
     n_particles: int,
     betas: Sequence[float],
     flows: Sequence[Flow],
-    make_kernel: Callable[[Target], Kernel] | None = None,
-    n_mcmc_steps: int = 1,
+    make_local_kernel: Callable[[Target], Kernel] | None = None,
+    n_local_steps: int = 1,
     resample_threshold: float = 0.5,
     resampling: str = "systematic",
     n_train_steps: int = 0,
@@ -588,16 +587,8 @@ def flow_transport_smc(
         | https://arxiv.org/abs/2102.07501
     """
     check_int(n_train_steps, "n_train_steps", minimum=0)
-    return _run(target, base, n_particles, betas, make_kernel, n_mcmc_steps, resample_threshold, 0.5, resampling,
+    return _run(target, base, n_particles, betas, make_local_kernel, n_local_steps, resample_threshold, 0.5, resampling,
                 flows, n_train_steps, lr)
-
-
-class CRAFTHistory(NamedTuple):
-    """What :func:`train_craft` records per training iteration."""
-
-    log_partition: list[float]  #: the iteration's :math:`\log\hat Z` (biased: the flows were training)
-    loss: list[list[float]]  #: the last training loss of each flow, per iteration
-    n_training_evaluations: int  #: target evaluations of the whole training
 
 
 def train_craft(
@@ -606,26 +597,34 @@ def train_craft(
     n_particles: int,
     betas: Sequence[float],
     flows: Sequence[Flow],
-    n_iterations: int,
-    make_kernel: Callable[[Target], Kernel] | None = None,
-    n_mcmc_steps: int = 1,
+    n_steps: int,
     n_train_steps: int = 1,
     lr: float = 1e-3,
+    make_local_kernel: Callable[[Target], Kernel] | None = None,
+    n_local_steps: int = 1,
     resample_threshold: float = 0.5,
     progress: bool = False,
-) -> CRAFTHistory:
+) -> TrainingHistory:
     r"""Train the transport flows over repeated SMC runs (CRAFT: Matthews et al., ICML 2022).
 
-    Each of ``n_iterations`` runs :func:`flow_transport_smc` with fresh particles, letting every
-    flow take ``n_train_steps`` gradient steps on the particles that reach it. After training,
+    Each of ``n_steps`` iterations runs :func:`flow_transport_smc` with fresh particles (moved
+    by ``n_local_steps`` steps of ``make_local_kernel`` at each temperature), letting every flow
+    take ``n_train_steps`` gradient steps on the particles that reach it. After training,
     :func:`flow_transport_smc` with the (now frozen) flows and new particles gives an unbiased
-    :math:`\hat Z`. All target evaluations, sampling and training, are counted in
-    ``n_training_evaluations``.
+    :math:`\hat Z`.
 
     The flows are trained on AFT's loss (:func:`flow_transport_smc`); since every iteration
     draws fresh particles, the losses average over runs and the flows approach the minimisers
     of :math:`\mathrm{KL}(T_{k\#}\pi_{k-1}\,\|\,\pi_k)`, :math:`\pi_k \propto \gamma_{\beta_k}`, one per
     step.
+
+    Returns a :class:`~lecturekit.training.loop.TrainingHistory` with one entry per iteration:
+    ``losses`` holds the sum over the flows of their last training loss (CRAFT's objective, one
+    KL term per transition; NaN where a flow was not trained), ``ess`` is empty, and ``extras``:
+
+    - ``"flow_losses"``: per iteration, the last training loss of each flow;
+    - ``"log_partition"``: per iteration, the run's :math:`\log\hat Z` (biased: the flows were training);
+    - ``"n_training_evaluations"``: target evaluations of the whole training, sampling and fitting.
 
     Example:
         >>> from lecturekit.flows.core import real_nvp
@@ -635,8 +634,8 @@ def train_craft(
         >>> base = GaussianMixture(torch.zeros(1, 2), 4.0)
         >>> betas = [0.25, 0.5, 1.0]
         >>> flows = [real_nvp(2, n_layers=2, hidden=(16, 16)) for _ in betas]
-        >>> history = train_craft(target, base, 128, betas, flows, n_iterations=5, n_train_steps=2, lr=5e-3)
-        >>> len(history.log_partition), len(history.loss[0])
+        >>> history = train_craft(target, base, 128, betas, flows, n_steps=5, n_train_steps=2, lr=5e-3)
+        >>> len(history.losses), len(history.extras["flow_losses"][0])
         (5, 3)
         >>> evaluation = flow_transport_smc(target, base, 256, betas, flows)  # frozen flows: unbiased Z
         >>> abs(evaluation.log_partition.value.item()) < 0.3
@@ -646,13 +645,14 @@ def train_craft(
         | Continual Repeated Annealed Flow Transport Monte Carlo (Matthews et al., 2022)
         | https://arxiv.org/abs/2201.13117
     """
-    check_positive_int(n_iterations, "n_iterations")
+    check_positive_int(n_steps, "n_steps")
     check_positive_int(n_train_steps, "n_train_steps")
-    log_z, loss, cost = [], [], 0
-    for _ in progress_bar(n_iterations, progress, desc="CRAFT"):
-        run = flow_transport_smc(target, base, n_particles, betas, flows, make_kernel, n_mcmc_steps,
+    log_z, flow_losses, cost = [], [], 0
+    for _ in progress_bar(n_steps, progress, desc="CRAFT"):
+        run = flow_transport_smc(target, base, n_particles, betas, flows, make_local_kernel, n_local_steps,
                                  resample_threshold, n_train_steps=n_train_steps, lr=lr)
         log_z.append(float(run.log_partition.value))
-        loss.append([steps[-1] if steps else math.nan for steps in run.transport_losses])
+        flow_losses.append([steps[-1] if steps else math.nan for steps in run.transport_losses])
         cost += run.n_target_evaluations + run.n_training_evaluations
-    return CRAFTHistory(log_z, loss, cost)
+    extras = {"flow_losses": flow_losses, "log_partition": log_z, "n_training_evaluations": cost}
+    return TrainingHistory([math.fsum(last) for last in flow_losses], [], extras)

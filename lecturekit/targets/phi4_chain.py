@@ -58,16 +58,14 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lecturekit.checks import check_finite, check_number, check_points, check_positive_int, check_tensor
+from lecturekit.checks import check_number, check_points, check_positive_int, check_tensor
 from lecturekit.distributions import DiagonalGaussian, TridiagonalGaussian
-from lecturekit.estimates import reweighted_expectation
 from lecturekit.targets.base import Target
 
 __all__ = [
     "ChainReference",
     "Phi4Chain",
     "field_mean",
-    "mode_masses",
     "site_value",
     "transfer_matrix_reference",
 ]
@@ -220,29 +218,6 @@ def site_value(x: Tensor, site: int | None = None) -> Tensor:
     if not 0 <= site < n:
         raise ValueError(f"site must be an int in [0, {n}), got {site!r}")
     return x[..., site]
-
-
-def mode_masses(x: Tensor, log_weights: Tensor | None = None) -> Tensor:
-    r"""Masses ``(positive, negative)`` of the two modes, shape ``(2,)``.
-
-    A field of shape ``(N,)`` belongs to the positive mode when :math:`\bar\phi > 0`. With
-    ``log_weights`` (shape ``(n,)``, importance log-weights) the masses are self-normalised
-    weighted fractions; otherwise plain fractions of the ``n`` fields ``x`` (shape ``(n, N)``).
-
-    >>> mode_masses(torch.tensor([[1.0, 1.0], [-1.0, -0.5], [0.5, 0.2]]))
-    tensor([0.6667, 0.3333])
-    """
-    if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[0] == 0:
-        raise ValueError(f"x must be a tensor of shape (n, N) with n >= 1, got {getattr(x, 'shape', type(x).__name__)}")
-    check_finite(x, "x")
-    positive = (field_mean(x) > 0).to(x.dtype if x.is_floating_point() else torch.get_default_dtype())
-    if log_weights is None:
-        mass = positive.mean()
-    else:
-        if not isinstance(log_weights, Tensor) or log_weights.shape != x.shape[:1]:
-            raise ValueError(f"log_weights must have shape ({x.shape[0]},), got {getattr(log_weights, 'shape', None)}")
-        mass = reweighted_expectation(positive, log_weights.to(positive.dtype)).value
-    return torch.stack([mass, 1 - mass])
 
 
 # --------------------------------------------------------------------------- exact reference

@@ -61,13 +61,13 @@ References:
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from lecturekit.checks import check_finite, check_number, check_points, check_positive_int, check_tensor
 from lecturekit.diagnostics import integrated_autocorr_time, mcse
+from lecturekit.estimates import Estimate
 from lecturekit.targets.base import Target
 
 __all__ = [
@@ -299,18 +299,14 @@ def susceptibility(phi: Tensor, L: int | None = None) -> Tensor:
     return two_point_function(phi, L).sum()
 
 
-class SusceptibilityEstimate(NamedTuple):
-    r""":math:`\chi_2` from a Markov chain, with its error and autocorrelation time."""
-
-    value: float  #: :math:`\chi_2 = (\overline{M^2} - \bar M^2)/V`
-    stderr: float  #: the MCSE of :math:`\overline{M^2}/V` (the mean of :math:`M` is near 0 by symmetry)
-    tau: float  #: the integrated autocorrelation time of :math:`M^2/V`, in steps
-
-
-def susceptibility_along_chain(chain: Tensor) -> SusceptibilityEstimate:
+def susceptibility_along_chain(chain: Tensor) -> Estimate:
     r""":math:`\chi_2` of chains ``(n_steps, n_chains, V)`` with the MCSE and :math:`\tau` of :math:`M^2/V`.
 
-    The value equals :func:`susceptibility` of the same configurations; the error comes from
+    Returns an :class:`~lecturekit.estimates.Estimate` (0-dim tensors): ``value`` is
+    :math:`\chi_2 = (\overline{M^2} - \bar M^2)/V`, equal to :func:`susceptibility` of the same
+    configurations; ``stderr`` is the MCSE of :math:`\overline{M^2}/V` (the mean of :math:`M` is
+    near 0 by symmetry); ``tau`` is the integrated autocorrelation time of :math:`M^2/V`, in
+    steps. The error comes from
     :func:`~lecturekit.diagnostics.mcse`, which raises
     :class:`~lecturekit.diagnostics.ChainTooShortError` when the chain is too short for its
     autocorrelation time.
@@ -320,8 +316,8 @@ def susceptibility_along_chain(chain: Tensor) -> SusceptibilityEstimate:
     volume = chain.shape[-1]
     m = magnetization(chain)
     m_squared = m**2 / volume
-    value = float(m_squared.mean() - m.mean() ** 2 / volume)
-    return SusceptibilityEstimate(value, float(mcse(m_squared)), float(integrated_autocorr_time(m_squared)))
+    value = m_squared.mean() - m.mean() ** 2 / volume
+    return Estimate(value, mcse(m_squared), integrated_autocorr_time(m_squared))
 
 
 def ising_energy(phi: Tensor, L: int | None = None) -> Tensor:

@@ -77,7 +77,6 @@ __all__ = [
     "PriorWithPhaseAsVector",
     "RadialVelocityData",
     "RadialVelocityPosterior",
-    "mode_masses",
     "no_planet_log_evidence",
     "radial_velocity",
     "simulate_observations",
@@ -371,8 +370,9 @@ class PeriodPhaseGrid:
         The :math:`\ln P` axis is cut at the minima of the marginal between consecutive
         local maxima; basins holding less than ``min_mass`` are merged into a neighbour.
         Returns ``(edges, masses)``: ``edges`` ``(M + 1,)`` from :math:`\ln P_\mathrm{min}` to
-        :math:`\ln P_\mathrm{max}`, and the ``M`` masses, which sum to one. Use
-        :func:`mode_masses` to count samples in the same intervals.
+        :math:`\ln P_\mathrm{max}`, and the ``M`` masses, which sum to one. Count samples in the
+        same intervals with :func:`lecturekit.diagnostics.interval_membership` and
+        :func:`lecturekit.estimates.mode_weights`.
         """
         marginal = self.ln_period_marginal()
         width = self.cell_widths[0]
@@ -400,25 +400,6 @@ class PeriodPhaseGrid:
 def _interval_masses(centres: Tensor, masses: Tensor, edges: Tensor) -> Tensor:
     index = torch.bucketize(centres, edges[1:-1].contiguous())
     return torch.zeros(edges.numel() - 1, dtype=masses.dtype).index_add_(0, index, masses)
-
-
-def mode_masses(ln_period: Tensor, edges: Tensor) -> Tensor:
-    r"""Fraction of samples of :math:`\ln P` (any shape) in each interval between ``edges`` ``(M + 1,)``.
-
-    The two may live on any devices; the counting runs on the CPU and the result is there.
-
-    >>> mode_masses(torch.tensor([0.1, 0.2, 0.9]), torch.tensor([0.0, 0.5, 1.0]))
-    tensor([0.6667, 0.3333])
-    """
-    if not isinstance(edges, Tensor) or edges.dim() != 1 or edges.numel() < 2:
-        raise ValueError("edges must be a 1D tensor of at least 2 increasing values")
-    if not bool(torch.isfinite(edges).all()) or not bool((edges[1:] > edges[:-1]).all()):
-        raise ValueError(f"edges must be finite and strictly increasing, got {edges.tolist()}")
-    check_tensor(ln_period, "ln_period")
-    flat = ln_period.detach().reshape(-1).to(torch.float64).cpu().contiguous()  # a strided view warns in bucketize
-    index = torch.bucketize(flat, edges.detach()[1:-1].to(torch.float64).cpu().contiguous())
-    counts = torch.zeros(edges.numel() - 1, dtype=torch.float64).index_add_(0, index, torch.ones_like(flat))
-    return (counts / flat.numel()).to(ln_period.dtype)
 
 
 # ---------------------------------------------------------------------- model selection

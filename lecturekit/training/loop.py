@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -198,12 +198,19 @@ class StepResult(NamedTuple):
 
 
 class TrainingHistory(NamedTuple):
-    """What a training run returns, one entry per optimisation step."""
+    """What every trainer returns: one entry per optimisation step, in order, and the trainer's extras.
 
-    loss: list[float]  #: the mini-batch loss
+    Trainers that run in stages (annealing, CRAFT) concatenate their stages' steps in ``losses``
+    and ``ess``; each trainer's docstring lists the keys it puts in ``extras``.
+    """
+
+    losses: list[float]  #: the loss of every optimisation step (the mini-batch loss)
     #: Kish's effective sample size of the step's flow samples as importance samples of the
-    #: target, as a *fraction* of the batch size (in (0, 1]); empty for maximum likelihood.
+    #: target, as a *fraction* of the batch size (in (0, 1]); empty where a step draws no flow
+    #: samples weighed against a target (maximum likelihood, the VAE).
     ess: list[float]
+    #: what a trainer records besides the loss (temperatures, samples, flow states...); empty for most
+    extras: dict[str, Any]
 
 
 def _ess_fraction(log_weights: Tensor) -> Tensor:
@@ -258,9 +265,9 @@ def train_flow(
         >>> data = torch.randn(256, 2) + torch.tensor([2.0, -1.0])
         >>> flow = real_nvp(2, n_layers=2, hidden=(16,))
         >>> history = train_flow(flow, lambda step: StepResult(forward_kl_loss(flow, data)), n_steps=30, lr=1e-2)
-        >>> len(history.loss), history.ess  # no log-weights were handed back: no ESS
+        >>> len(history.losses), history.ess  # no log-weights were handed back: no ESS
         (30, [])
-        >>> history.loss[-1] < history.loss[0]
+        >>> history.losses[-1] < history.losses[0]
         True
 
     References:
@@ -321,7 +328,7 @@ def train_flow(
                     postfix["ess"] = f"{float(ess[-1]):.3f}"
                 bar.set_postfix(postfix)
     return TrainingHistory(
-        torch.stack(losses).cpu().tolist(), torch.stack(ess).cpu().tolist() if ess else []
+        torch.stack(losses).cpu().tolist(), torch.stack(ess).cpu().tolist() if ess else [], {}
     )
 
 
@@ -369,11 +376,11 @@ def train_max_likelihood(
     n_steps: int,
     batch_size: int = 256,
     lr: float = 1e-3,
-    progress: bool = False,
-    weight_decay: float = 0.0,
     max_grad_norm: float | None = None,
+    weight_decay: float = 0.0,
     lr_schedule: str = "constant",
-) -> list[float]:
+    progress: bool = False,
+) -> TrainingHistory:
     r"""Fit ``flow`` to ``data`` (shape ``(N, dim)``) by maximum likelihood with Adam.
 
     Each step takes the next ``batch_size`` points :math:`x_{i_1},\dots,x_{i_B}` of a random
@@ -389,8 +396,8 @@ def train_max_likelihood(
     ``max_grad_norm`` and ``lr_schedule``). ``data`` is moved to the flow's device and
     dtype. A ``tqdm.auto`` progress bar shows the loss when ``progress`` is true.
 
-    Returns the mini-batch loss of every step (a list: there is no ESS without a target).
-    Raises ``FloatingPointError`` if the loss stops being finite.
+    Returns a :class:`TrainingHistory` with the mini-batch loss of every step (its ``ess`` is
+    empty: there is no importance weight without a target). Raises ``FloatingPointError`` if the loss stops being finite.
 
     Example:
         >>> from lecturekit.flows.core import real_nvp
@@ -398,8 +405,8 @@ def train_max_likelihood(
         >>> _ = torch.manual_seed(0)
         >>> data = 0.5 * torch.randn(1000, 2) + torch.tensor([2.0, -1.0])
         >>> flow = real_nvp(2, n_layers=2, hidden=(16,))
-        >>> losses = train_max_likelihood(flow, data, n_steps=50, batch_size=64, lr=2e-2)
-        >>> losses[-1] < losses[0]
+        >>> history = train_max_likelihood(flow, data, n_steps=50, batch_size=64, lr=2e-2)
+        >>> history.losses[-1] < history.losses[0]
         True
         >>> bool(torch.allclose(flow.sample(1000).mean(0), torch.tensor([2.0, -1.0]), atol=0.3))
         True
@@ -418,11 +425,10 @@ def train_max_likelihood(
     def step_loss(step: int) -> StepResult:
         return StepResult(forward_kl_loss(flow, batches.next()))
 
-    history = train_flow(
+    return train_flow(
         flow, step_loss, n_steps, lr=lr, max_grad_norm=max_grad_norm, weight_decay=weight_decay,
         lr_schedule=lr_schedule, progress=progress, desc="max likelihood",
     )
-    return history.loss
 
 
 def train_reverse_kl(
@@ -461,9 +467,9 @@ def train_reverse_kl(
         >>> target = GaussianMixture(torch.tensor([[2.0, -1.0]]), 0.25)  # one Gaussian, variance 0.25
         >>> flow = real_nvp(2, n_layers=2, hidden=(16,))
         >>> history = train_reverse_kl(flow, target, n_steps=50, batch_size=64, lr=2e-2)
-        >>> len(history.loss), len(history.ess)
+        >>> len(history.losses), len(history.ess)
         (50, 50)
-        >>> history.loss[-1] < history.loss[0]
+        >>> history.losses[-1] < history.losses[0]
         True
         >>> bool(torch.allclose(flow.sample(1000).mean(0), torch.tensor([2.0, -1.0]), atol=0.3))
         True
@@ -496,8 +502,8 @@ def train_boltzmann_generator(
     n_steps: int,
     batch_size: int = 256,
     data_batch_size: int | None = None,
-    ml_weight: float = 1.0,
     lr: float = 1e-3,
+    ml_weight: float = 1.0,
     beta: float = 1.0,
     max_grad_norm: float | None = None,
     weight_decay: float = 0.0,
@@ -532,7 +538,7 @@ def train_boltzmann_generator(
         >>> data = target.sample(200)
         >>> flow = real_nvp(2, n_layers=2, hidden=(16,))
         >>> history = train_boltzmann_generator(flow, target, data, n_steps=50, batch_size=64, ml_weight=0.5, lr=2e-2)
-        >>> history.loss[-1] < history.loss[0]
+        >>> history.losses[-1] < history.losses[0]
         True
         >>> bool(torch.allclose(flow.sample(1000).mean(0), torch.tensor([2.0, -1.0]), atol=0.3))
         True

@@ -30,9 +30,9 @@ def train_reverse_kl_with_tilt_start(
     target: Phi4Chain,
     n_steps: int,
     n_tilted_steps: int = 50,
-    start_tilt: float = 0.5,
     batch_size: int = 256,
     lr: float = 1e-2,
+    start_tilt: float = 0.5,
     max_grad_norm: float | None = 100.0,
     progress: bool = False,
 ) -> TrainingHistory:
@@ -67,7 +67,7 @@ def train_reverse_kl_with_tilt_start(
         >>> target = Phi4Chain(n_sites=10)  # symmetric: no tilt
         >>> flow = real_nvp(10, n_layers=2, hidden=(16,), base=target.coupled_base())
         >>> history = train_reverse_kl_with_tilt_start(flow, target, 30, n_tilted_steps=30, batch_size=64)
-        >>> len(history.loss), len(history.ess)
+        >>> len(history.losses), len(history.ess)
         (60, 60)
         >>> float(flow.sample(500).mean()) < -0.3  # the positive start tilt chose the negative mode
         True
@@ -84,11 +84,11 @@ def train_reverse_kl_with_tilt_start(
         raise ValueError(f"n_tilted_steps must be an int >= 0, got {n_tilted_steps!r}")
     start_tilt = _check_real(start_tilt, "start_tilt")
     settings = {"batch_size": batch_size, "lr": lr, "max_grad_norm": max_grad_norm, "progress": progress}
-    loss: list[float] = []
+    losses: list[float] = []
     ess: list[float] = []
     if n_tilted_steps:
         tilted = target.with_settings(tilt=target.tilt + start_tilt)
         first = train_reverse_kl(flow, tilted, n_tilted_steps, **settings)  # type: ignore[arg-type]
-        loss, ess = first.loss, first.ess
+        losses, ess = first.losses, first.ess
     second = train_reverse_kl(flow, target, n_steps, lr_schedule="cosine", **settings)  # type: ignore[arg-type]
-    return TrainingHistory(loss + second.loss, ess + second.ess)
+    return TrainingHistory(losses + second.losses, ess + second.ess, {})

@@ -68,6 +68,7 @@ from lecturekit.checks import (
 )
 from lecturekit.flows.core import mlp
 from lecturekit.progress import progress_bar
+from lecturekit.training.loop import TrainingHistory
 
 __all__ = ["VAE", "train_vae"]
 
@@ -293,7 +294,7 @@ def train_vae(
     kl_warmup: int = 0,
     n_samples: int = 1,
     progress: bool = False,
-) -> list[float]:
+) -> TrainingHistory:
     r"""Fit ``vae`` to ``data`` by maximising the ELBO with Adam (Kingma & Welling 2014).
 
     Each step draws a mini-batch (with replacement) and takes one gradient step on
@@ -311,17 +312,18 @@ def train_vae(
     draws per point (:meth:`VAE.elbo_terms`), and the learning rate decays from ``lr`` to zero
     on a cosine schedule (Loshchilov & Hutter, ICLR 2017). ``data`` (shape ``(N, data_dim)``) is
     moved to the VAE's device and dtype; a ``tqdm.auto`` progress bar runs when ``progress`` is
-    true. Returns the negative mean ELBO (:math:`\lambda = 1`) of every mini-batch.
+    true. Returns a :class:`~lecturekit.training.loop.TrainingHistory` whose ``losses`` are the negative
+    mean ELBO (:math:`\lambda = 1`) of every mini-batch (``ess`` and ``extras`` are empty).
 
     Example:
         >>> from lecturekit.training.vae import VAE, train_vae
         >>> _ = torch.manual_seed(0)
         >>> data = torch.randn(500, 1) * torch.tensor([1.0, 0.5]) + 0.1 * torch.randn(500, 2)  # near a line
         >>> vae = VAE(data_dim=2, latent_dim=1, hidden=(16,))
-        >>> losses = train_vae(vae, data, n_steps=60, batch_size=64, lr=1e-2)
-        >>> len(losses)
+        >>> history = train_vae(vae, data, n_steps=60, batch_size=64, lr=1e-2)
+        >>> len(history.losses)
         60
-        >>> sum(losses[-10:]) < sum(losses[:10])  # the negative ELBO went down
+        >>> sum(history.losses[-10:]) < sum(history.losses[:10])  # the negative ELBO went down
         True
 
     References:
@@ -363,4 +365,4 @@ def train_vae(
         schedule.step()
         history.append((kl - reconstruction).mean().detach())
     vae.eval()
-    return torch.stack(history).tolist()
+    return TrainingHistory(torch.stack(history).tolist(), [], {})
