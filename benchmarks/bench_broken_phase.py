@@ -19,7 +19,7 @@ import argparse
 
 import torch
 
-from lecturekit.broken_phase import sign_weight, tunnelling_time
+from lecturekit.broken_phase import count_tunnellings, sign_weight, tunnelling_time
 from lecturekit.device import Timer, default_device, seed_everything
 from lecturekit.diagnostics import mcse
 from lecturekit.distributions import DiagonalGaussian
@@ -57,10 +57,11 @@ def main() -> None:
     def line(name: str, m: torch.Tensor, acceptance: float, reference: bool = False) -> None:
         chi2 = float(m.square().mean()) / V - (0.0 if reference else float(m.mean()) ** 2 / V)
         weight, tau = sign_weight(m), tunnelling_time(m, threshold)
+        events = int(count_tunnellings(m, threshold).sum())
         print(
             f"{name:18s} acc {acceptance:5.2f}  <|M|>/V {float(m.abs().mean()) / V:.4f} +- {float(mcse(m.abs())) / V:.4f}"
             f"  w(M>0) {weight.value:.3f} +- {weight.stderr:.3f}  chi2 {chi2:6.2f} +- {float(mcse(m.square())) / V:.2f}"
-            f"  tau_tunnel {tau.value:9.1f} ({tau.count} events)"
+            f"  tau_tunnel {tau.value:9.1f} ({events} events)"
         )
 
     line("HMC", m_hmc, hmc.acceptance_rate(), reference=True)

@@ -50,7 +50,7 @@ package ``__init__`` files re-export nothing). Lower layers never import higher 
    - ``annealing``       annealed variational inference and annealed data sets (trainers that run MCMC)
 10. :mod:`lecturekit.plotting`     energy contours, traces, density heatmaps
 
-Convention (every public function follows it; the exceptions still left are listed last):
+Convention (every public function follows it):
 
 - **Argument order**: the target first, then the proposal or base, then the flow or kernel, then
   counts, then settings: ``importance_sample(target, proposal, n)``,
@@ -77,7 +77,9 @@ Convention (every public function follows it; the exceptions still left are list
 - **Mode weights** with their errors come from one function,
   :func:`lecturekit.estimates.mode_weights` ``(membership, log_weights=None) -> Estimate``, for
   independent, importance-weighted or chain samples; :func:`lecturekit.diagnostics.interval_membership`
-  assigns samples to the modes between cut points.
+  assigns samples to the modes between cut points. The weight of the positive sign of a
+  magnetisation, :func:`lecturekit.broken_phase.sign_weight`, is also an ``Estimate``, with the
+  MCSE of the multi-chain ESS (chains stuck on one sign widen it).
 - **Trainers** (``train_*``, ``annealed_reverse_kl``, ``annealed_data_sets``) return one type,
   :class:`lecturekit.training.loop.TrainingHistory` ``(losses, ess, extras)``: the loss of every
   step, the Kish ESS fraction of every step that draws flow samples (else empty), and a dict of
@@ -91,10 +93,6 @@ Convention (every public function follows it; the exceptions still left are list
 - **Bad arguments** raise at once through :mod:`lecturekit.checks`: ``TypeError`` for a wrong
   type, dtype or device, ``ValueError`` for a wrong value or shape, the message naming the argument.
 
-Not yet unified (issue 19, item 2): :mod:`lecturekit.broken_phase` reports its estimates as
-float NamedTuples beside ``Estimate`` (``SignWeight``, the weight of the positive sign with a
-multi-chain MCSE that ``mode_weights`` does not compute, and ``TunnellingTime``, whose extras
-are counts).
 """
 
 __version__ = "0.1.0"

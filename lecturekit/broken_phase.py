@@ -11,11 +11,11 @@ global proposal that knows both signs crosses in one step.
   :math:`+\theta` or back), so that fluctuations around :math:`M = 0` are not counted;
 * :func:`tunnelling_time` is the mean number of steps between two counted changes,
   :math:`\tau_\mathrm{tunnel} = N_\mathrm{steps} N_\mathrm{chains} / n_\mathrm{tunnel}`,
-  with the Poisson error :math:`\tau/\sqrt{n}`;
+  with the Poisson error :math:`\tau/\sqrt{n}`, as an :class:`~lecturekit.estimates.Estimate`;
 * :func:`sign_weight` is the fraction of states with :math:`M > 0`,
   :math:`\hat w_+ = \frac{1}{N_\mathrm{steps}N_\mathrm{chains}}\sum_{t,c}\mathbb{1}[M^c_t > 0]`
   (exactly 1/2 for the target, by the :math:`\phi\to-\phi` symmetry), with its Monte Carlo
-  standard error;
+  standard error from the multi-chain ESS, as an :class:`~lecturekit.estimates.Estimate`;
 * :func:`small_lattice_moments` gives :math:`\langle|M|\rangle` and :math:`\langle M^2\rangle`
   exactly (by quadrature on a grid) on a lattice of at most four sites, the reference a
   sampler can be checked against where nothing else is exact.
@@ -43,11 +43,10 @@ from torch import Tensor
 
 from lecturekit.checks import check_finite, check_number, check_positive_int
 from lecturekit.diagnostics import ConstantChainError, mcse
+from lecturekit.estimates import Estimate
 
 __all__ = [
-    "SignWeight",
     "SmallLatticeMoments",
-    "TunnellingTime",
     "count_tunnellings",
     "sign_weight",
     "small_lattice_moments",
@@ -88,61 +87,47 @@ def count_tunnellings(m: Tensor, threshold: float) -> Tensor:
     return count
 
 
-class TunnellingTime(NamedTuple):
-    """Steps between two tunnellings, from a count over all chains."""
-
-    value: float  #: chain-steps per tunnelling; ``inf`` when none was seen
-    stderr: float  #: :math:`\tau/\sqrt{n}` (Poisson); ``inf`` when none was seen
-    count: int  #: the number of tunnellings seen
-    chain_steps: int  #: steps times chains
-
-
-def tunnelling_time(m: Tensor, threshold: float) -> TunnellingTime:
+def tunnelling_time(m: Tensor, threshold: float) -> Estimate:
     r""":math:`\tau_\mathrm{tunnel} = N_\mathrm{steps}N_\mathrm{chains}/n` from :func:`count_tunnellings`.
 
     The tunnellings of a long chain are close to a Poisson process of rate :math:`1/\tau`, so
     the count :math:`n` has variance :math:`n` and :math:`\tau` a relative error
     :math:`1/\sqrt{n}`. With no tunnelling the value is ``inf``: the run only says that
-    :math:`\tau` is longer than about the total number of chain-steps.
+    :math:`\tau` is longer than about the total number of chain-steps. Returns an
+    :class:`~lecturekit.estimates.Estimate` of floats (``value``, ``stderr``; no ``tau``); the
+    count itself is ``count_tunnellings(m, threshold).sum()``.
 
     >>> tunnelling_time(torch.tensor([[-1.0, 1.0], [1.0, 1.0]]), 0.5)
-    TunnellingTime(value=4.0, stderr=4.0, count=1, chain_steps=4)
+    Estimate(value=4.0, stderr=4.0, tau=None)
     """
     count = int(count_tunnellings(m, threshold).sum())
-    chain_steps = m.shape[0] * m.shape[1]
     if count == 0:
-        return TunnellingTime(math.inf, math.inf, 0, chain_steps)
-    value = chain_steps / count
-    return TunnellingTime(value, value / math.sqrt(count), count, chain_steps)
+        return Estimate(math.inf, math.inf)
+    value = m.shape[0] * m.shape[1] / count
+    return Estimate(value, value / math.sqrt(count))
 
 
-class SignWeight(NamedTuple):
-    """The fraction of states with a positive magnetisation."""
-
-    value: float  #: the fraction of states with ``m > 0``
-    stderr: float  #: its Monte Carlo standard error (0 when every state has the same sign)
-
-
-def sign_weight(m: Tensor) -> SignWeight:
+def sign_weight(m: Tensor) -> Estimate:
     r"""The fraction of ``m`` (``(n_steps, n_chains)``) above zero, with its MCSE.
 
     The error is :func:`~lecturekit.diagnostics.mcse` of the indicator :math:`[m > 0]`, whose
     multi-chain ESS sees chains stuck on different signs. When every state has the same sign
     the indicator is constant and the error is reported as 0: the chains never saw the
-    other sign, and no error bar can say how much it weighs.
+    other sign, and no error bar can say how much it weighs. Returns an
+    :class:`~lecturekit.estimates.Estimate` of floats (``value``, ``stderr``; no ``tau``).
 
     >>> sign_weight(torch.ones(10, 2))
-    SignWeight(value=1.0, stderr=0.0)
+    Estimate(value=1.0, stderr=0.0, tau=None)
     """
     m = _check_series(m)
     positive = (m > 0).double()
     value = float(positive.mean())
     if value in (0.0, 1.0):
-        return SignWeight(value, 0.0)
+        return Estimate(value, 0.0)
     try:
-        return SignWeight(value, float(mcse(positive)))
+        return Estimate(value, float(mcse(positive)))
     except ConstantChainError:  # every chain constant, not all on the same side
-        return SignWeight(value, float(positive.mean(0).std() / math.sqrt(m.shape[1])))
+        return Estimate(value, float(positive.mean(0).std() / math.sqrt(m.shape[1])))
 
 
 class SmallLatticeMoments(NamedTuple):

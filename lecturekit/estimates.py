@@ -63,17 +63,18 @@ def _self_normalized_mean(f_values: Tensor, log_weights: Tensor) -> Tensor:
 
 
 class Estimate(NamedTuple):
-    """A Monte Carlo estimate, its standard error, and optional extras (tensors of the same shape).
+    """A Monte Carlo estimate, its standard error, and optional extras (of the same shape).
 
     Every estimate with an error in lecturekit is one. Read it by name (``estimate.value``,
-    ``estimate.stderr``); unpacking takes all three fields.
+    ``estimate.stderr``); unpacking takes all three fields. The fields are tensors, except for
+    the scalar summaries of :mod:`lecturekit.broken_phase`, which are Python floats.
     """
 
-    value: Tensor
-    stderr: Tensor
+    value: Tensor | float
+    stderr: Tensor | float
     #: the integrated autocorrelation time (in steps) of the chain the estimate averages, when it
     #: comes from a Markov chain and the estimator reports it; ``None`` otherwise
-    tau: Tensor | None = None
+    tau: Tensor | float | None = None
 
 
 def log_partition_estimate(log_weights: Tensor) -> Estimate:

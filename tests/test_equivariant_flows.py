@@ -15,6 +15,7 @@ from lecturekit.broken_phase import (
     small_lattice_moments,
     tunnelling_time,
 )
+from lecturekit.estimates import Estimate
 from lecturekit.flows.equivariant import Z2EquivariantConvCoupling, z2_lattice_flow
 from lecturekit.flows.lattice import ConvAffineCoupling
 from lecturekit.targets.phi4_lattice import Phi4Lattice
@@ -76,9 +77,9 @@ def test_flow_rejects_bad_arguments() -> None:
 def test_count_tunnellings_uses_hysteresis() -> None:
     m = torch.tensor([[-1.0, 0.1], [0.4, -0.1], [-0.4, 0.2], [0.6, 0.0], [-0.6, 3.0], [0.7, -3.0]])
     assert count_tunnellings(m, 0.5).tolist() == [3, 1]
-    assert tunnelling_time(m, 0.5) == (12 / 4, 3 / 2, 4, 12)
+    assert tunnelling_time(m, 0.5) == Estimate(12 / 4, 3 / 2)  # 4 tunnellings in 12 chain-steps
     none = tunnelling_time(torch.ones(5, 3), 0.5)
-    assert none.count == 0 and math.isinf(none.value)
+    assert math.isinf(none.value) and math.isinf(none.stderr) and none.tau is None
     with pytest.raises(ValueError, match="threshold"):
         count_tunnellings(m, -1.0)
     with pytest.raises(ValueError, match="m must have shape"):
@@ -100,7 +101,8 @@ def test_sign_weight() -> None:
     m = torch.randn(4_000, 8)
     weight = sign_weight(m)
     assert abs(weight.value - 0.5) < 4 * weight.stderr and 0 < weight.stderr < 0.01
-    assert sign_weight(-torch.ones(3, 2)) == (0.0, 0.0)
+    assert sign_weight(-torch.ones(3, 2)) == Estimate(0.0, 0.0)
+    assert isinstance(weight, Estimate) and isinstance(weight.value, float)
 
 
 def test_small_lattice_moments_match_the_free_field_and_the_symmetry() -> None:
