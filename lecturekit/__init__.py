@@ -75,8 +75,9 @@ Convention (every public function follows it):
   the self-normalised estimator is :func:`lecturekit.estimates.reweighted_expectation` (one
   public form; ``ImportanceResult.expectation`` returns its ``Estimate``).
 - **Mode weights** with their errors come from one function,
-  :func:`lecturekit.estimates.mode_weights` ``(membership, log_weights=None) -> Estimate``, for
-  independent, importance-weighted or chain samples; :func:`lecturekit.diagnostics.interval_membership`
+  :func:`lecturekit.estimates.mode_weights` ``(membership, log_weights=None, chain_error="walkers")
+  -> Estimate``, for independent, importance-weighted or chain samples (the chains' error from the
+  walkers' spread or, ``chain_error="ess"``, from the multi-chain ESS); :func:`lecturekit.diagnostics.interval_membership`
   assigns samples to the modes between cut points. The weight of the positive sign of a
   magnetisation, :func:`lecturekit.broken_phase.sign_weight`, is also an ``Estimate``, with the
   MCSE of the multi-chain ESS (chains stuck on one sign widen it).

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from lecturekit.checks import check_finite, check_same_device, check_tensor
-from lecturekit.diagnostics import normalized_weights
+from lecturekit.diagnostics import mcse, normalized_weights
 
 __all__ = ["Estimate", "log_partition_estimate", "mode_weights", "reweighted_expectation"]
 
@@ -139,7 +139,7 @@ def reweighted_expectation(f_values: Tensor, log_weights: Tensor) -> Estimate:
     return Estimate(value, torch.sqrt(squared))
 
 
-def mode_weights(membership: Tensor, log_weights: Tensor | None = None) -> Estimate:
+def mode_weights(membership: Tensor, log_weights: Tensor | None = None, chain_error: str = "walkers") -> Estimate:
     r"""The weight of each of ``k`` modes, with its standard error, from the samples' mode membership.
 
     ``membership[..., j]`` is how much a sample belongs to mode :math:`j`, in :math:`[0, 1]`: an
@@ -155,7 +155,11 @@ def mode_weights(membership: Tensor, log_weights: Tensor | None = None) -> Estim
       standard error :math:`\operatorname{sd}_c(\bar m^c_j)/\sqrt{n_\text{walkers}}`, exact for
       independent walkers whatever the autocorrelation within a chain, and honest only when
       every walker runs long enough to visit the modes in proportion (walkers stuck in their
-      starting modes make it small and wrong).
+      starting modes make it small and wrong). With ``chain_error="ess"`` the error is instead
+      :func:`~lecturekit.diagnostics.mcse` of each membership, from the multi-chain ESS
+      (Vehtari et al. 2021), which sees walkers that disagree (walkers stuck in different
+      modes get a large error); it raises :class:`~lecturekit.diagnostics.ConstantChainError`
+      when a membership takes one value at every step of every walker (no error bar exists).
 
     Returns an :class:`Estimate` with ``value`` and ``stderr`` of shape ``(k,)``.
 
@@ -171,6 +175,8 @@ def mode_weights(membership: Tensor, log_weights: Tensor | None = None) -> Estim
             f"got {tuple(membership.shape)}"
         )
     check_finite(membership, "membership")
+    if chain_error not in ("walkers", "ess"):
+        raise ValueError(f"chain_error must be 'walkers' or 'ess', got {chain_error!r}")
     if bool(((membership < 0) | (membership > 1)).any()):
         raise ValueError("membership must lie in [0, 1] (an indicator or a soft assignment to each mode)")
     if membership.dim() == 3:
@@ -178,6 +184,8 @@ def mode_weights(membership: Tensor, log_weights: Tensor | None = None) -> Estim
             raise ValueError("log_weights weigh independent samples: pass membership of shape (n, k) with them")
         if membership.shape[1] < 2:
             raise ValueError(f"chains need at least 2 walkers for an error bar, got membership of shape {tuple(membership.shape)}")
+        if chain_error == "ess":
+            return Estimate(membership.mean((0, 1)), mcse(membership))
         per_walker = membership.mean(0)  # (n_walkers, k)
         return Estimate(per_walker.mean(0), per_walker.std(0) / math.sqrt(per_walker.shape[0]))
     if log_weights is None:

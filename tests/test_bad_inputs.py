@@ -744,6 +744,8 @@ HOLDOUT_CASES: dict[str, tuple[Callable[[Path], object], type[Exception], str]] 
         lambda d: _mod("estimates").mode_weights(torch.ones(4, 3, 2), torch.zeros(4)), ValueError, "log_weights"),
     "mode_weights: one walker": (
         lambda d: _mod("estimates").mode_weights(torch.ones(4, 1, 2)), ValueError, "walkers"),
+    "mode_weights: chain_error='walker'": (
+        lambda d: _mod("estimates").mode_weights(torch.ones(4, 3, 2), chain_error="walker"), ValueError, "chain_error"),
     "mode_weights: log-weights of the wrong length": (
         lambda d: _mod("estimates").mode_weights(torch.ones(3, 2), torch.zeros(4)), ValueError, "log_weights"),
     "count_tunnellings: threshold=-1": (

@@ -300,3 +300,37 @@ def test_mode_weights_for_independent_weighted_and_chain_samples() -> None:
     # soft membership (responsibilities) works the same way
     soft = torch.softmax(torch.randn(200, 2, dtype=F64), -1)
     torch.testing.assert_close(mode_weights(soft).value, soft.mean(0))
+
+
+def test_mode_weights_with_the_multi_chain_ess_error() -> None:
+    """chain_error="ess": the same weights, the error of diagnostics.mcse, which covers the truth."""
+    from lecturekit.diagnostics import ConstantChainError, mcse
+    from lecturekit.estimates import mode_weights
+
+    # 64 walkers of a two-state chain that leaves state 0 with p01 = 0.05 and state 1 with
+    # p10 = 0.15: stationary weight of state 0 is p10 / (p01 + p10) = 0.75
+    torch.manual_seed(4)
+    n_steps, n_walkers = 2_000, 64
+    state = (torch.rand(n_walkers) < 0.25).long()
+    path = torch.empty(n_steps, n_walkers, dtype=torch.long)
+    for t in range(n_steps):
+        leave = torch.rand(n_walkers) < torch.where(state == 0, 0.05, 0.15)
+        state = torch.where(leave, 1 - state, state)
+        path[t] = state
+    membership = torch.stack([path == 0, path == 1], -1).to(F64)
+    estimate = mode_weights(membership, chain_error="ess")
+    torch.testing.assert_close(estimate.value, membership.mean((0, 1)))
+    torch.testing.assert_close(estimate.stderr, mcse(membership))
+    z = (estimate.value - torch.tensor([0.75, 0.25], dtype=F64)) / estimate.stderr
+    assert bool((z.abs() < 4).all()), z
+    # walkers stuck in their starting modes: the walker-spread error is small and wrong, the
+    # multi-chain ESS sees the disagreement and gives an error as large as the weights' range
+    stuck = torch.zeros(100, 4, 2, dtype=F64)
+    stuck[:, :2, 0] = 1.0
+    stuck[:, 2:, 1] = 1.0
+    assert bool((mode_weights(stuck, chain_error="ess").stderr > 0.2).all())
+    # every walker always in one mode: no error bar exists, said loudly
+    with pytest.raises(ConstantChainError):
+        mode_weights(torch.stack([torch.ones(100, 4), torch.zeros(100, 4)], -1).to(F64), chain_error="ess")
+    with pytest.raises(ValueError, match="chain_error"):
+        mode_weights(membership, chain_error="walker")
